@@ -1,0 +1,67 @@
+"""Frozen settings passed down the pipeline; no globals, no hidden state."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ColorSettings:
+    """How a scan is colorized. Every field here changes the output pixels."""
+
+    render_size: int = 0  # long side the network sees, px; 0 = the model's own default
+    tile_size: int = 512  # working images larger than this are tiled, px
+    tile_overlap: int = 64  # px of overlap between neighbouring tiles
+    saturation: float = 1.0  # scale applied to predicted chroma
+    upsample: str = "guided"  # "bilinear" or "guided" (edge-aware, guided by L*)
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """How results are written. Every field here changes the output file."""
+
+    format: str | None = None  # None: same as input; else jpeg|png|tiff|webp
+    quality: int = 92  # JPEG/WebP quality
+    suffix: str = ""  # appended to the output file's stem
+    bit_depth: str = "same"  # "8", "16" or "same"
+    keep_times: bool = False  # copy the input's mtime to the output
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How the work is scheduled. Nothing here may change output pixels beyond float noise."""
+
+    device: str = "auto"  # auto|cpu|cuda|mps
+    batch_size: int = 8
+    fp32: bool = False  # disable autocast on CUDA
+    max_pixels: int = 250_000_000  # larger images are refused (decompression bombs)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything one `colorize-dir` run needs."""
+
+    input_root: Path
+    out_root: Path
+    weights: Path | None = None  # None: the shipped default model
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    follow_symlinks: bool = True
+    allow_outside_root: bool = False
+    color: ColorSettings = field(default_factory=ColorSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    manifest: Path | None = None  # None: <out>/manifest.jsonl (or manifest.K-of-N.jsonl)
+    overwrite: bool = False
+    retry_failed: bool = False
+    shard: tuple[int, int] | None = None  # (K, N), 1-based K
+    dry_run: bool = False
+    report: bool = False
+    quiet: bool = False
+
+    def output_affecting(self) -> dict:
+        """The settings a resume decision compares: change any of these and files are redone."""
+        out = asdict(self.output)
+        out.pop("keep_times")
+        return {"color": asdict(self.color), "output": out}
