@@ -416,15 +416,15 @@ class _Name(NamedTuple):
     out_ext: str
 
 
-def _name_for(rel: str, fmt: str, out_fmt: str) -> _Name:
+def _name_for(rel: str, fmt: str, out_format: str | None) -> _Name:
     parent, _, name = rel.rpartition("/")
     stem, ext = os.path.splitext(name)
     if ext.lower() not in _EXT_FORMAT:
         stem, ext = name, ""  # "scan.001" -> "scan.001.jpg", so numbered scans stay apart
-    if ext and _EXT_FORMAT[ext.lower()] == out_fmt and out_fmt == fmt:
-        out_ext = ext  # same format: keep the user's spelling (.JPG, .jpeg, .tiff)
-    else:
-        out_ext = EXTENSIONS[out_fmt][0]
+    if out_format is None and ext and _EXT_FORMAT[ext.lower()] == fmt:
+        out_ext = ext  # "same" format: keep the user's spelling (.JPG, .jpeg, .tiff)
+    else:  # a chosen format, or an extension that lied about the content
+        out_ext = EXTENSIONS[OUT_FORMATS[out_format.lower()] if out_format else fmt][0]
     return _Name(parent + "/" if parent else "", stem, ext, out_ext)
 
 
@@ -454,9 +454,7 @@ def assign_outputs(found: Sequence[tuple[str, str]], out_format: str | None, suf
     Plain names are all claimed before any renamed one, so a renamed output never takes the
     plain name of another input. Resolution runs before sharding, so every shard agrees.
     """
-    names = [
-        _name_for(rel, fmt, OUT_FORMATS[out_format.lower()] if out_format else fmt) for rel, fmt in found
-    ]
+    names = [_name_for(rel, fmt, out_format) for rel, fmt in found]
     plain = [f"{n.parent}{n.stem}{suffix}{n.out_ext}" for n in names]
     order = sorted(
         range(len(found)),

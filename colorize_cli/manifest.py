@@ -230,6 +230,7 @@ class FileRecord:
     run_id: str | None = None
     settings_key: str | None = None
     notes: list[str] = field(default_factory=list)
+    review: dict[str, Any] | None = None  # thumbnail measures for the review sheet (report.py)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -1,0 +1,105 @@
+"""The library's public API; the CLI is a thin layer over these four calls.
+
+    model = load_model()                                  # shipped weights, verified
+    rgb = colorize_image(Image.open("scan.tif"), model)  # one image, in memory
+    plan = plan_run(settings)                             # what a folder run would do, and why
+    result = run(settings, model)                         # do it
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .devices import autocast_dtype, resolve_device
+from .engine import Engine, RunResult, StopFlag, default_engine_settings
+from .imaging import scan_from_image
+from .inference import Predictor, colorize_gray
+from .manifest import FileRecord, RunLock
+from .models.weights import DEFAULT_WEIGHTS, ModelInfo
+from .models.weights import load_model as _load_weights
+from .plan import ModelRef, Plan, model_ref, plan_run
+from .settings import ColorSettings, RunSettings
+
+__all__ = ["Colorizer", "load_model", "colorize_image", "plan_run", "run", "model_ref"]
+
+
+@dataclass
+class Colorizer:
+    """A loaded, verified model on its device, ready to predict."""
+
+    model: nn.Module
+    info: ModelInfo
+    device: torch.device
+    predictor: Predictor
+
+    @property
+    def render_size(self) -> int:
+        return int(getattr(self.model, "default_render_size", 256))
+
+
+def from_module(model: nn.Module, info: ModelInfo, device: str = "auto", fp32: bool = False) -> Colorizer:
+    """Wrap an in-memory model (e.g. one just trained, or a test's tiny network)."""
+    dev = resolve_device(device)
+    model = model.eval().to(dev).to(memory_format=torch.channels_last)
+    return Colorizer(model, info, dev, Predictor(model, dev, autocast_dtype(dev, fp32)))
+
+
+def load_model(weights: Path | None = None, device: str = "auto", fp32: bool = False) -> Colorizer:
+    """Load and verify a weights file (default: the shipped model) onto a device."""
+    dev = resolve_device(device)
+    model, info = _load_weights(weights or DEFAULT_WEIGHTS, dev)
+    return from_module(model, info, str(dev), fp32)
+
+
+def colorize_image(image: Image.Image, model: Colorizer, settings: ColorSettings = ColorSettings(), batch_size: int = 8) -> Image.Image:
+    """Colorize one image in memory; returns RGB (or RGBA when the input had alpha), same size.
+    EXIF orientation is applied; metadata is not carried (that is the file writer's job)."""
+    scan = scan_from_image(image)
+    dtype = np.uint16 if scan.bit_depth == 16 else np.uint8
+    rgb = colorize_gray(scan.gray, model.predictor, settings, settings.render_size or model.render_size, batch_size, dtype)
+    if dtype == np.uint16:  # Pillow has no 16-bit RGB image mode: hand back 8 bits
+        rgb = (rgb >> 8).astype(np.uint8)
+    out = Image.fromarray(rgb, "RGB")
+    if scan.alpha is not None:
+        alpha = scan.alpha if scan.alpha.dtype == np.uint8 else (scan.alpha >> 8).astype(np.uint8)
+        out.putalpha(Image.fromarray(alpha, "L"))
+    return out
+
+
+def run(
+    settings: RunSettings,
+    model: Colorizer | None = None,
+    on_file: Callable[[FileRecord], None] = lambda rec: None,
+    argv: Sequence[str] = (),
+    plan: Plan | None = None,
+    stop: StopFlag | None = None,
+) -> RunResult:
+    """Colorize a folder tree as planned; resumes from the manifest by default. Holds the output
+    folder's lock for the whole run, so a second run on the same folder is refused."""
+    model = model or load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
+    ref = ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), model.info.name, model.info.sha256)
+    settings.out_root.mkdir(parents=True, exist_ok=True)
+    with RunLock(settings.out_root, settings.shard, argv=list(argv)):
+        plan = plan or plan_run(settings, ref)
+        return _run_planned(settings, model, plan, on_file, argv, stop)
+
+
+def _run_planned(settings: RunSettings, model: Colorizer, plan: Plan, on_file: Callable[[FileRecord], None],
+                 argv: Sequence[str], stop: StopFlag | None) -> RunResult:
+    es = default_engine_settings(settings.runtime.batch_size, model.device)
+    if es.torch_threads:
+        torch.set_num_threads(es.torch_threads)
+    thumbs = None
+    if settings.report:
+        from .report import ThumbnailWriter  # noqa: PLC0415
+
+        thumbs = ThumbnailWriter(settings.out_root)
+    engine = Engine(model.predictor, model.info.name, es, on_file=on_file, thumbnails=thumbs)
+    return engine.run(plan, list(argv), stop)

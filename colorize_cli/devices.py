@@ -1,0 +1,61 @@
+"""Which device runs the network, in what precision, and what to do when its memory runs out."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+
+class DeviceError(ValueError):
+    """A device was asked for that this machine does not have."""
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available())
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit device must exist."""
+    name = name.lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: no CUDA GPU is available here (torch sees none); use --device cpu or auto")
+    if name == "mps" and not _mps_available():
+        raise DeviceError("--device mps: Apple's Metal backend is not available here; use --device cpu or auto")
+    if name != "cpu" and not name.startswith(("cuda", "mps")):
+        raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, fp32: bool) -> torch.dtype | None:
+    """Half precision on CUDA unless --fp32: bfloat16 where the GPU has it (no overflow), else float16.
+    None means full precision (CPU and MPS: their half paths are slower or unsupported here)."""
+    if fp32 or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@contextlib.contextmanager
+def precision(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    if dtype is None:
+        yield
+    else:
+        with torch.autocast(device_type=device.type, dtype=dtype):
+            yield
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+def release_cached_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()

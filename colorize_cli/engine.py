@@ -1,0 +1,342 @@
+"""The batch pipeline: decode pool -> batched network -> finish pool, joined by bounded queues.
+
+    reader threads:  read_scan, working L*            (Pillow decodes without the GIL)
+    main thread:     network on batches of tiles      (torch's own threads)
+    writer threads:  upsample + merge + encode + write (numpy / Pillow, mostly without the GIL)
+
+At most `in_flight` scans are held between reading and writing, so memory stays flat however
+many files a run has. Each file's outcome is appended to the manifest as soon as it is known.
+A file fails alone: any error becomes its manifest record and the run goes on. A full disk
+stops new files from starting; a signal stops new files and lets those in flight finish.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .discover import Job
+from .imaging import ImageError, Scan, WriteError, read_scan, write_image
+from .inference import Predictor, predict_working_ab, working_lightness, working_shape
+from .manifest import FileRecord, ManifestWriter, end_record, new_run_id, run_header, sha256_file
+from .plan import Plan
+from .color import colorize_full_res
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Scheduling knobs derived from the run settings and the machine."""
+
+    batch_size: int = 8
+    readers: int = 2
+    writers: int = 2
+    in_flight: int = 16
+    torch_threads: int = 0  # 0: leave torch's default
+
+
+@dataclass
+class RunResult:
+    counts: dict[str, int] = field(default_factory=lambda: {"done": 0, "failed": 0, "skipped": 0})
+    seconds: float = 0.0
+    megapixels: float = 0.0
+    interrupted: bool = False
+    disk_full: bool = False
+    left: int = 0  # files not started because the run stopped early
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if self.counts["failed"] or self.disk_full else 0
+
+
+@dataclass
+class _Loaded:
+    job: Job
+    why: str
+    started: float
+    scan: Scan | None = None
+    lightness: np.ndarray | None = None
+    error: str | None = None
+    input_stat: os.stat_result | None = None
+
+
+def default_engine_settings(batch_size: int, device: torch.device) -> EngineSettings:
+    cores = os.cpu_count() or 2
+    if device.type == "cpu":
+        # The network gets the cores; readers and writers mostly wait on codecs that drop the GIL.
+        return EngineSettings(batch_size=batch_size, readers=2, writers=2, in_flight=max(8, 2 * batch_size), torch_threads=cores)
+    return EngineSettings(batch_size=batch_size, readers=max(2, cores // 2), writers=max(2, cores // 2), in_flight=max(16, 3 * batch_size))
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM or a full disk; readers stop picking up new files when it is set."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+
+@contextmanager
+def stop_on_signals(flag: StopFlag) -> Iterator[None]:
+    """First SIGINT/SIGTERM: stop starting files, finish those in flight. A second one: exit now
+    (outputs are atomic and the manifest is flushed per record, so nothing is left half-written)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        if flag:
+            raise KeyboardInterrupt
+        flag.set(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _out_dtype(scan: Scan, fmt: str, bit_depth: str) -> type:
+    sixteen = bit_depth == "16" or (bit_depth == "same" and scan.bit_depth == 16)
+    return np.uint16 if sixteen and fmt in ("PNG", "TIFF") else np.uint8
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, (ImageError, WriteError)):
+        return str(err)
+    if isinstance(err, MemoryError):
+        return "out of memory while processing this image"
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return "disk full"
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else 'no details'}"
+
+
+class Engine:
+    """Runs one planned batch. Construct with a loaded model; call `run(plan)`."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        model_name: str,
+        es: EngineSettings,
+        on_file: Callable[[FileRecord], None] = lambda rec: None,
+        thumbnails: object | None = None,
+    ) -> None:
+        self.predictor = predictor
+        self.model_name = model_name
+        self.es = es
+        self.on_file = on_file
+        self.thumbnails = thumbnails  # report.ThumbnailWriter, when a review sheet is asked for
+
+    # -- stage 1: read -------------------------------------------------------------------------
+    def _read(self, job: Job, why: str, render_size: int, max_pixels: int) -> _Loaded:
+        item = _Loaded(job=job, why=why, started=time.perf_counter())
+        try:
+            item.input_stat = os.stat(job.input)
+            item.scan = read_scan(job.input, max_pixels)
+            h, w = item.scan.gray.shape
+            item.lightness = working_lightness(item.scan.gray, working_shape(h, w, render_size))
+        except Exception as err:  # noqa: BLE001 - a bad file fails alone
+            item.error = _describe(err)
+        return item
+
+    # -- stage 3: finish -----------------------------------------------------------------------
+    def _finish(self, item: _Loaded, ab: np.ndarray, plan: Plan, run_id: str) -> FileRecord:
+        s = plan.settings
+        scan, job = item.scan, item.job
+        assert scan is not None
+        dtype = _out_dtype(scan, job.out_fmt, s.output.bit_depth)
+        rgb = colorize_full_res(scan.gray, ab, s.color.saturation, upsample=s.color.upsample, out_dtype=dtype)
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        notes = write_image(
+            job.output, rgb, scan.alpha, job.out_fmt, s.output.quality, scan.meta, self.model_name,
+            keep_times_from=job.input if s.output.keep_times else None,
+        )
+        review = self.thumbnails.add(job.rel.as_posix(), scan.gray, rgb) if self.thumbnails is not None else None
+        ost = os.stat(job.output)
+        return self._record(item, plan, run_id, "done", None, notes=list(scan.notes) + list(notes),
+                            output_sha256=sha256_file(job.output), output_size=ost.st_size, output_mtime=ost.st_mtime, review=review)
+
+    def _record(self, item: _Loaded, plan: Plan, run_id: str, status: str, reason: str | None, **extra: object) -> FileRecord:
+        job, scan, st = item.job, item.scan, item.input_stat
+        fields = dict(
+            input=job.rel.as_posix(), status=status, reason=reason,
+            output=os.path.relpath(job.output, plan.settings.out_root) if status == "done" else None,
+            input_size=st.st_size if st else None, input_mtime=st.st_mtime if st else None,
+            input_sha256=_safe_sha(job.input) if st else None,
+            width=scan.size[0] if scan else None, height=scan.size[1] if scan else None,
+            mode=scan.mode if scan else None, seconds=round(time.perf_counter() - item.started, 3),
+            run_id=run_id, settings_key=plan.settings_key,
+        )
+        review = extra.pop("review", None)
+        rec = FileRecord(**fields, **extra)  # type: ignore[arg-type]
+        if review is not None and hasattr(rec, "review"):
+            rec.review = review  # type: ignore[attr-defined]
+        return rec
+
+    # -- the run ---------------------------------------------------------------------------------
+    def run(self, plan: Plan, argv: list[str], stop: StopFlag | None = None) -> RunResult:
+        s = plan.settings
+        stop = stop or StopFlag()
+        result = RunResult()
+        result.counts["skipped"] = len(plan.skip) + len(plan.not_images)
+        render = s.color.render_size or int(getattr(self.predictor.model, "default_render_size", 256))
+        run_id = new_run_id()
+        t0 = time.perf_counter()
+        plan.manifest.parent.mkdir(parents=True, exist_ok=True)
+        with ManifestWriter(plan.manifest) as manifest:
+            manifest.write(run_header(run_id, plan.model.name, plan.model.sha256,
+                                      {**s.output_affecting(), "render_size_used": render}, argv))
+            for sk in plan.not_images:
+                rec = FileRecord(input=sk.rel.as_posix(), status="skipped", reason=sk.reason, run_id=run_id)
+                manifest.write(rec)
+            for job, why in plan.skip:
+                if why != "already done":  # a done file's record already stands
+                    manifest.write(FileRecord(input=job.rel.as_posix(), status="skipped", reason=why, run_id=run_id))
+
+            tally = threading.Lock()
+
+            def emit(rec: FileRecord) -> None:
+                manifest.write(rec)
+                with tally:
+                    self._tally(result, rec, stop)
+                self.on_file(rec)
+
+            with stop_on_signals(stop):
+
+                try:
+                    result.left = self._pipeline(plan, run_id, render, stop, emit)
+                except KeyboardInterrupt:
+                    stop.set("SIGINT")
+                    result.left = -1
+            result.interrupted = bool(stop) and stop.reason != "disk full"
+            result.seconds = time.perf_counter() - t0
+            manifest.write(end_record(run_id, result.counts, result.interrupted))
+        return result
+
+    @staticmethod
+    def _tally(result: RunResult, rec: FileRecord, stop: StopFlag) -> None:
+        result.counts[rec.status] += 1
+        if rec.status == "failed":
+            result.failures.append((rec.input, rec.reason or ""))
+            if rec.reason == "disk full":
+                result.disk_full = True
+                stop.set("disk full")
+        elif rec.status == "done" and rec.width and rec.height:
+            result.megapixels += rec.width * rec.height / 1e6
+
+    def _pipeline(self, plan: Plan, run_id: str, render: int, stop: StopFlag, emit: Callable[[FileRecord], None]) -> int:
+        s = plan.settings
+        es = self.es
+        slots = threading.Semaphore(es.in_flight)
+        loaded: queue.Queue = queue.Queue()
+        todo = list(plan.todo)
+        started = 0
+        readers = ThreadPoolExecutor(es.readers, thread_name_prefix="read")
+        writers = ThreadPoolExecutor(es.writers, thread_name_prefix="write")
+
+        def feed() -> None:
+            nonlocal started
+            for job, why in todo:
+                while not slots.acquire(timeout=0.2):
+                    if stop:
+                        break
+                if stop:
+                    break
+                started += 1
+                readers.submit(self._read, job, why, render, s.runtime.max_pixels).add_done_callback(lambda f: loaded.put(f.result()))
+            loaded.put(None)
+
+        def finish(item: _Loaded, ab: np.ndarray) -> None:
+            try:
+                rec = self._finish(item, ab, plan, run_id)
+            except Exception as err:  # noqa: BLE001
+                rec = self._record(item, plan, run_id, "failed", _describe(err))
+            finally:
+                item.scan = None
+                slots.release()
+            emit(rec)
+
+        feeder = threading.Thread(target=feed, name="feed", daemon=True)
+        feeder.start()
+        in_reading = True
+        try:
+            while in_reading:
+                batch: list[_Loaded] = []
+                item = loaded.get()
+                while True:
+                    if item is None:
+                        in_reading = False
+                        break
+                    if item.error is not None:
+                        emit(self._record(item, plan, run_id, "failed", item.error))
+                        slots.release()
+                    else:
+                        batch.append(item)
+                    if len(batch) >= es.batch_size:
+                        break
+                    try:
+                        item = loaded.get_nowait()
+                    except queue.Empty:
+                        break
+                for it, ab in zip(batch, self._predict(batch, s)):
+                    if isinstance(ab, str):
+                        emit(self._record(it, plan, run_id, "failed", ab))
+                        slots.release()
+                    else:
+                        writers.submit(finish, it, ab)
+        finally:
+            readers.shutdown(wait=True)
+            writers.shutdown(wait=True)
+        return len(todo) - started
+
+    def _predict(self, batch: list[_Loaded], s) -> list[np.ndarray | str]:
+        """a*b* for each scan of a batch; scans of the same working shape share network calls."""
+        out: list[np.ndarray | str] = [""] * len(batch)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, it in enumerate(batch):
+            by_shape.setdefault(it.lightness.shape, []).append(i)  # type: ignore[union-attr]
+        for shape, idx in by_shape.items():
+            if max(shape) <= s.color.tile_size and len(idx) > 1:
+                try:
+                    for i, ab in zip(idx, self.predictor.predict([batch[i].lightness for i in idx])):
+                        out[i] = ab
+                    continue
+                except Exception:  # noqa: BLE001 - fall back to one scan at a time
+                    pass
+            for i in idx:
+                try:
+                    out[i] = predict_working_ab(self.predictor, batch[i].lightness, s.color, self.es.batch_size)  # type: ignore[arg-type]
+                except Exception as err:  # noqa: BLE001
+                    out[i] = _describe(err)
+        return out
+
+
+def _safe_sha(path: os.PathLike | str) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None

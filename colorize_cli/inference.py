@@ -1,0 +1,152 @@
+"""The network's part of colorizing one scan, in explicit steps.
+
+    gray (full res) --resize--> working L* --tiles--> network --> a*b* per tile --blend--> a*b* (working res)
+                                                                        |
+    gray (full res) + a*b* --upsample, merge onto the original L*--> RGB (full res)   [color.colorize_full_res]
+
+Only the small working copy meets the network and only chroma comes back, so the output has
+exactly the input's detail and luminance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from .color import colorize_full_res, gray_to_lightness
+from .devices import is_out_of_memory, precision, release_cached_memory
+from .settings import ColorSettings
+from .tiling import Tile, blend, extract, plan_tiles
+
+
+def working_shape(h: int, w: int, render_size: int) -> tuple[int, int]:
+    """Size the network sees: the long side at render_size, aspect kept. A very wide or tall scan
+    keeps its short side at render_size / 2 at least (up to its own size) and is tiled instead of
+    being squashed into a sliver."""
+    scale = render_size / max(h, w)
+    short = min(h, w)
+    scale = max(scale, min(1.0, (render_size / 2) / short))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def working_lightness(gray: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize the full-resolution gray (uint8 "L" or uint16 "I;16", Pillow's C resampler, no
+    float copy of the full image) to the working shape, then take L*."""
+    peak = 255.0 if gray.dtype == np.uint8 else 65535.0
+    img = Image.fromarray(gray)
+    if (img.height, img.width) != shape:
+        img = img.resize((shape[1], shape[0]), Image.BILINEAR, reducing_gap=3.0)
+    return gray_to_lightness(np.asarray(img, dtype=np.float32) / peak)
+
+
+@dataclass
+class Piece:
+    """One network input: a tile of one scan's working L*."""
+
+    owner: int  # index of the scan it belongs to
+    tile: Tile
+    lightness: np.ndarray  # (th, tw) float32 L*
+
+
+def cut(owner: int, lightness: np.ndarray, color: ColorSettings, stride: int) -> list[Piece]:
+    h, w = lightness.shape
+    tiles = plan_tiles(h, w, color.tile_size, color.tile_overlap, stride=1) if max(h, w) > color.tile_size else [Tile(0, 0, h, w)]
+    return [Piece(owner, t, arr) for t, arr in zip(tiles, extract(lightness, tiles))]
+
+
+def assemble(pieces: list[Piece], predictions: list[np.ndarray], shape: tuple[int, int], overlap: int) -> np.ndarray:
+    """Blend per-tile a*b* (each at its tile's size) into one working-resolution map."""
+    if len(pieces) == 1:
+        return predictions[0]
+    return blend([p.tile for p in pieces], predictions, shape[0], shape[1], overlap)
+
+
+class TileTooLarge(RuntimeError):
+    """A single tile does not fit in the device's memory."""
+
+
+class Predictor:
+    """Runs batches of equally shaped L* tiles through a model; returns a*b* at tile size.
+
+    On an out-of-memory error the batch is split in halves and retried; a single tile that
+    still does not fit raises TileTooLarge so the caller can re-tile smaller."""
+
+    def __init__(self, model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> None:
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.stride = int(getattr(model, "stride", 32))
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        n, h, w = batch.shape
+        x = torch.from_numpy(batch[:, None])
+        if self.device.type == "cuda":
+            x = x.pin_memory()
+        x = x.to(self.device, non_blocking=True)
+        ph, pw = (-h) % self.stride, (-w) % self.stride
+        if ph or pw:  # reflect-pad to the stride; a replicate fallback for tiles thinner than the pad
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), precision(self.device, self.dtype):
+            ab = self.model.predict_ab(x).float()
+            scale = (h + ph) / ab.shape[-2]
+            ab = ab[..., : max(1, round(h / scale)), : max(1, round(w / scale))]
+            ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
+        return ab.permute(0, 2, 3, 1).cpu().numpy()
+
+    def predict(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
+        try:
+            return list(self._forward(np.stack(tiles)))
+        except Exception as err:  # noqa: BLE001 - only memory errors are handled here
+            if not is_out_of_memory(err):
+                raise
+            release_cached_memory(self.device)
+            if len(tiles) == 1:
+                raise TileTooLarge(f"a {tiles[0].shape[1]}x{tiles[0].shape[0]} tile does not fit in {self.device} memory") from err
+            half = len(tiles) // 2
+            return self.predict(tiles[:half]) + self.predict(tiles[half:])
+
+
+def predict_working_ab(predictor: Predictor, lightness: np.ndarray, color: ColorSettings, batch_size: int) -> np.ndarray:
+    """a*b* for one scan's working L*, tiled and batched; re-tiles smaller when a tile won't fit."""
+    tile_size = color.tile_size
+    while True:
+        settings = ColorSettings(**{**color.__dict__, "tile_size": tile_size})
+        pieces = cut(0, lightness, settings, predictor.stride)
+        try:
+            preds: list[np.ndarray] = []
+            for i in range(0, len(pieces), batch_size):
+                group = pieces[i : i + batch_size]
+                by_shape: dict[tuple[int, int], list[int]] = {}
+                for j, p in enumerate(group):
+                    by_shape.setdefault(p.lightness.shape, []).append(j)
+                out: list[np.ndarray | None] = [None] * len(group)
+                for idx in by_shape.values():
+                    for j, ab in zip(idx, predictor.predict([group[j].lightness for j in idx])):
+                        out[j] = ab
+                preds += out  # type: ignore[arg-type]
+            return assemble(pieces, preds, lightness.shape, settings.tile_overlap)
+        except TileTooLarge:
+            if tile_size <= 2 * max(64, color.tile_overlap):
+                raise
+            tile_size //= 2
+
+
+def colorize_gray(
+    gray: np.ndarray,
+    predictor: Predictor,
+    color: ColorSettings,
+    render_size: int,
+    batch_size: int = 8,
+    out_dtype: type = np.uint8,
+) -> np.ndarray:
+    """Colorize one full-resolution gray scan (H, W) uint8/uint16 -> RGB (H, W, 3) of out_dtype."""
+    shape = working_shape(*gray.shape, render_size)
+    ab = predict_working_ab(predictor, working_lightness(gray, shape), color, batch_size)
+    return colorize_full_res(gray, ab, color.saturation, upsample=color.upsample, out_dtype=out_dtype)
