@@ -78,8 +78,8 @@ def run(
     model: Colorizer | None = None,
     on_file: Callable[[FileRecord], None] = lambda rec: None,
     argv: Sequence[str] = (),
-    plan: Plan | None = None,
     stop: StopFlag | None = None,
+    on_plan: Callable[[Plan], None] = lambda plan: None,
 ) -> RunResult:
     """Colorize a folder tree as planned; resumes from the manifest by default. Holds the output
     folder's lock for the whole run, so a second run on the same folder is refused."""
@@ -87,7 +87,8 @@ def run(
     ref = ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), model.info.name, model.info.sha256)
     settings.out_root.mkdir(parents=True, exist_ok=True)
     with RunLock(settings.out_root, settings.shard, argv=list(argv)):
-        plan = plan or plan_run(settings, ref)
+        plan = plan_run(settings, ref)
+        on_plan(plan)
         return _run_planned(settings, model, plan, on_file, argv, stop)
 
 

@@ -41,9 +41,173 @@ def train(
     run_training(cfg, resume=resume, log=typer.echo)
 
 
+@app.command("eval")
+def eval_cmd(
+    photos: Path = typer.Argument(..., help="Folder of colour photos, or a text file listing them."),
+    weights: Optional[Path] = typer.Option(None, help="Weights file (default: the shipped model)."),
+    render_size: int = typer.Option(0, help="Long side the network sees (0: the model's default)."),
+    upsample: str = typer.Option("guided", help="guided | bilinear"),
+    limit: int = typer.Option(0, help="Only the first N photos (0: all)."),
+    sheet: Optional[Path] = typer.Option(None, help="Write a before/after PNG of the best and worst images here."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Score a model on colour photos turned gray, beside the gray baseline (a*b* = 0), in one run."""
+    import json  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from .api import load_model  # noqa: PLC0415
+    from .settings import ColorSettings  # noqa: PLC0415
+    from .training.evaluate import contact_sheet, evaluate, load_truth, photos_in  # noqa: PLC0415
+
+    model = load_model(weights, device="cpu")
+    paths = photos_in(photos)[: limit or None]
+    render = render_size or model.render_size
+    m, g, items = evaluate(load_truth(paths), model.predictor, ColorSettings(render_size=render, upsample=upsample), render)
+    result = {"model": model.info.name, "sha256": model.info.sha256, "photos": len(items), "render_size": render,
+              "metrics": {"model": m, "gray": g}}
+    if sheet:
+        result["sheet"] = str(contact_sheet(items, sheet))
+    if json_out:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    table = Table(title=f"{model.info.name} on {len(items)} photos ({photos})")
+    for col in ("", "MSE (0-255)", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness", "ratio to truth"):
+        table.add_column(col, justify="right")
+    for name, r in (("gray baseline", g), (model.info.name, m)):
+        table.add_row(name, f"{r['mse']:.1f}", f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['ciede2000']:.3f}",
+                      f"{r['colourfulness_pred']:.1f}", f"{r['colourfulness_ratio']:.3f}")
+    Console().print(table)
+
+
+@app.command()
+def calibrate(
+    weights: Path = typer.Argument(..., help="A trained ChromaNet weights file."),
+    photos: Path = typer.Argument(..., help="Held-out photos: a folder or a list file (e.g. the run's holdout.txt)."),
+    out: Path = typer.Option(..., "--out", help="Where to write the calibrated weights."),
+    render_size: int = typer.Option(0, help="Long side the network sees (0: the model's default)."),
+    min_ratio: float = typer.Option(0.75, help="Least colourfulness, as a fraction of the truth's."),
+) -> None:
+    """Choose ChromaNet's decoding (mix of regression and bins, temperature) on held-out photos."""
+    import json  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+
+    from .models.weights import load_model as load_weights, save_weights  # noqa: PLC0415
+    from .training.calibrate import calibrate as run_calibration  # noqa: PLC0415
+    from .training.evaluate import load_truth, photos_in  # noqa: PLC0415
+
+    model, info = load_weights(weights)
+    render = render_size or int(model.default_render_size)
+    best, table = run_calibration(model, load_truth(photos_in(photos)), render, min_ratio)
+    for c in table:
+        typer.echo(f"mix {c.mix:.2f}  T {c.temperature:.2f}  PSNR {c.psnr:.3f}  dE00 {c.ciede2000:.3f}  ratio {c.colourfulness_ratio:.3f}")
+    model.mix.fill_(best.mix)
+    model.temperature.fill_(best.temperature)
+    meta = {**info.meta, "calibration": {"mix": best.mix, "temperature": best.temperature, "photos": str(photos),
+                                         "render_size": render, "min_ratio": min_ratio, "psnr": best.psnr,
+                                         "ciede2000": best.ciede2000, "colourfulness_ratio": best.colourfulness_ratio}}
+    with torch.no_grad():
+        digest = save_weights(model, info.arch, out, meta=meta)
+    typer.echo(json.dumps({"chosen": meta["calibration"], "weights": str(out), "sha256": digest}, indent=1))
+
+
+def colorize_dir(
+    input_root: Path = typer.Argument(..., help="Folder of scans (walked recursively).", show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder; the input's tree is mirrored here."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)."),
+    weights: Optional[Path] = typer.Option(None, help="Weights file (default: the shipped model)."),
+    render_size: int = typer.Option(0, help="Long side the network sees, px (0: the model's default)."),
+    tile_size: int = typer.Option(512, help="Working images larger than this are tiled, px."),
+    tile_overlap: int = typer.Option(64, help="Overlap between tiles, px."),
+    batch_size: int = typer.Option(8, help="Tiles/images per network call."),
+    fp32: bool = typer.Option(False, "--fp32", help="No half-precision autocast on CUDA."),
+    saturation: float = typer.Option(1.0, help="Scale of the predicted chroma."),
+    upsample: str = typer.Option("guided", help="Chroma upsampling: guided (edge-aware) | bilinear."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="jpeg | png | tiff | webp (default: same as input)."),
+    quality: int = typer.Option(92, help="JPEG/WebP quality."),
+    suffix: str = typer.Option("", help="Appended to each output file's name (before the extension)."),
+    bit_depth: str = typer.Option("same", help="8 | 16 | same (16-bit needs PNG or TIFF output)."),
+    keep_times: bool = typer.Option(False, "--keep-times", help="Copy each input's modification time to its output."),
+    include: list[str] = typer.Option([], help="Only files matching this glob (repeatable)."),
+    exclude: list[str] = typer.Option([], help="Skip files/folders matching this glob (repeatable)."),
+    follow_symlinks: bool = typer.Option(True, help="Follow symlinks (never in loops)."),
+    allow_outside_root: bool = typer.Option(False, help="Follow symlinks that lead outside the input folder."),
+    manifest: Optional[Path] = typer.Option(None, help="Manifest path (default: <out>/manifest.jsonl)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo every file, even those already done."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Process only files that failed before."),
+    shard: Optional[str] = typer.Option(None, help="K/N: process only shard K of N (stable hash of the path)."),
+    max_pixels: int = typer.Option(250_000_000, help="Refuse images with more pixels than this."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done and why; load no model."),
+    report: bool = typer.Option(False, "--report", help="Also write <out>/report.html, a review sheet."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
+) -> None:
+    """Colorize every scan under INPUT_ROOT into --out, mirroring the folder tree.
+
+    Exit codes: 0 all done, 1 some files failed, 2 usage error, 130 interrupted."""
+    import sys  # noqa: PLC0415
+
+    from .discover import UsageError, parse_shard  # noqa: PLC0415
+    from .settings import ColorSettings, OutputSettings, RunSettings, RuntimeSettings  # noqa: PLC0415
+
+    def usage(msg: str) -> None:
+        typer.echo(f"colorize-dir: error: {msg}", err=True)
+        raise typer.Exit(2)
+
+    if upsample not in ("guided", "bilinear"):
+        usage(f"--upsample must be guided or bilinear, not {upsample!r}")
+    if bit_depth not in ("8", "16", "same"):
+        usage(f"--bit-depth must be 8, 16 or same, not {bit_depth!r}")
+    if tile_overlap * 2 >= tile_size:
+        usage(f"--tile-overlap {tile_overlap} must be less than half of --tile-size {tile_size}")
+    try:
+        settings = RunSettings(
+            input_root=input_root, out_root=out, weights=weights, include=tuple(include), exclude=tuple(exclude),
+            follow_symlinks=follow_symlinks, allow_outside_root=allow_outside_root,
+            color=ColorSettings(render_size=render_size, tile_size=tile_size, tile_overlap=tile_overlap, saturation=saturation, upsample=upsample),
+            output=OutputSettings(format=fmt.lower() if fmt else None, quality=quality, suffix=suffix, bit_depth=bit_depth, keep_times=keep_times),
+            runtime=RuntimeSettings(device=device, batch_size=batch_size, fp32=fp32, max_pixels=max_pixels),
+            manifest=manifest, overwrite=overwrite, retry_failed=retry_failed,
+            shard=parse_shard(shard) if shard else None, dry_run=dry_run, report=report, quiet=quiet,
+        )
+        if dry_run:
+            _dry_run(settings, json_out)
+            return
+        from .commands import run_dir  # noqa: PLC0415
+
+        code = run_dir(settings, json_out=json_out, argv=sys.argv)
+    except UsageError as e:
+        usage(str(e))
+    raise typer.Exit(code)
+
+
+def _dry_run(settings: object, json_out: bool) -> None:
+    """What a run would do and why, without importing torch or loading weights."""
+    import json  # noqa: PLC0415
+
+    from .models.paths import DEFAULT_WEIGHTS  # noqa: PLC0415
+    from .plan import model_ref, plan_run  # noqa: PLC0415
+
+    plan = plan_run(settings, model_ref(settings.weights or DEFAULT_WEIGHTS))  # type: ignore[attr-defined]
+    rows = [("do", j.rel.as_posix(), why) for j, why in plan.todo] + [("skip", j.rel.as_posix(), why) for j, why in plan.skip]
+    rows += [("skip", s.rel.as_posix(), s.reason) for s in plan.not_images]
+    if json_out:
+        typer.echo(json.dumps({"todo": len(plan.todo), "skip": len(plan.skip) + len(plan.not_images),
+                               "files": [{"action": a, "input": r, "why": w} for a, r, w in rows]}, indent=1))
+        return
+    for action, rel, why in sorted(rows, key=lambda r: r[1]):
+        typer.echo(f"{action:4}  {rel}  ({why})")
+    typer.echo(f"{len(plan.todo)} to do, {len(plan.skip) + len(plan.not_images)} to skip; manifest {plan.manifest}")
+
+
+app.command("dir")(colorize_dir)
+
+
 def main() -> None:
     app()
 
 
 def dir_main() -> None:
-    typer.run(lambda: typer.echo("colorize-dir: not yet wired"))
+    typer.run(colorize_dir)

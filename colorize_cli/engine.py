@@ -169,11 +169,12 @@ class Engine:
         scan, job = item.scan, item.job
         assert scan is not None
         dtype = _out_dtype(scan, job.out_fmt, s.output.bit_depth)
-        rgb = colorize_full_res(scan.gray, ab, s.color.saturation, upsample=s.color.upsample, out_dtype=dtype)
+        rgb = colorize_full_res(scan.gray, ab, s.color.saturation, upsample=s.color.upsample, out_dtype=dtype,
+                                lightness_small=item.lightness)
         job.output.parent.mkdir(parents=True, exist_ok=True)
         notes = write_image(
-            job.output, rgb, scan.alpha, job.out_fmt, s.output.quality, scan.meta, self.model_name,
-            keep_times_from=job.input if s.output.keep_times else None,
+            job.output, rgb, scan.alpha, job.out_fmt, s.output.quality, scan.meta,
+            keep_times_from=job.input if s.output.keep_times else None, model_name=self.model_name,
         )
         review = self.thumbnails.add(job.rel.as_posix(), scan.gray, rgb) if self.thumbnails is not None else None
         ost = os.stat(job.output)

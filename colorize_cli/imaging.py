@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, TiffTags
+import piexif
+from PIL import Image, ImageCms, ImageFile
 
 from colorize_cli import color
-from colorize_cli.metadata import Carried, Metadata, carry, describe_icc, exif_for_tiff, extract, one_line
-from colorize_cli.metadata import photoshop_iptc_block
+from colorize_cli.metadata import Carried, Metadata, carry, describe_icc, extract, one_line, photoshop_irb
+from colorize_cli.metadata import sort_ifd_entries
 
 # Formats a scan may come in. Others (EPS would start Ghostscript, say) are refused outright.
 READ_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "JPEG2000", "PPM", "MPO")
@@ -98,7 +99,7 @@ def _open_image(fp: BinaryIO, name: str) -> ImageFile.ImageFile:
             continue
         factory, accept = Image.OPEN[fmt]
         verdict = accept(prefix) if accept else True
-        if verdict is not True and not (verdict and not isinstance(verdict, str)):
+        if isinstance(verdict, str) or not verdict:  # a str is Pillow's "looks like, but unsupported"
             continue
         fp.seek(0)
         try:
@@ -106,6 +107,8 @@ def _open_image(fp: BinaryIO, name: str) -> ImageFile.ImageFile:
         except (SyntaxError, IndexError, TypeError, ValueError, struct.error, EOFError):
             continue
         except OSError as err:
+            if err.errno is not None:
+                raise  # the disk, not the data
             if "truncat" in str(err).lower():
                 raise ImageError(f"truncated {fmt}: image file is truncated") from None
             continue
@@ -117,7 +120,6 @@ def _decode(img: ImageFile.ImageFile, max_pixels: int | None) -> Scan:
     w, h = img.size
     if max_pixels and w * h > max_pixels:
         raise ImageError(f"image too large: {w}x{h} = {_mpx(w * h)} Mpx exceeds --max-pixels {max_pixels}")
-    meta = extract(img)
     notes: list[str] = []
     try:
         frames = getattr(img, "n_frames", 1)
@@ -135,6 +137,7 @@ def _decode(img: ImageFile.ImageFile, max_pixels: int | None) -> Scan:
         if "truncat" in str(err).lower():
             raise ImageError(f"truncated {fmt}: image file is truncated") from None
         raise ImageError(f"corrupt {fmt}: {one_line(err)}") from None
+    meta = extract(img)  # after load: a PNG may keep its eXIf chunk after the pixel data
     if _decoded_16bit_rgb_as_8(img):
         notes.append("16-bit colour data read at 8 bits (Pillow cannot hold 16-bit RGB)")
     try:
@@ -172,7 +175,7 @@ def orient(a: np.ndarray, orientation: int) -> np.ndarray:
         4: lambda x: x[::-1],
         5: lambda x: x.swapaxes(0, 1),
         6: lambda x: np.rot90(x, -1),
-        7: lambda x: np.rot90(x, 1)[::-1],
+        7: lambda x: x[::-1, ::-1].swapaxes(0, 1),
         8: lambda x: np.rot90(x, 1),
     }
     op = ops.get(orientation)
@@ -277,7 +280,8 @@ def _gray_icc(gray: np.ndarray, meta: Metadata, notes: list[str]) -> np.ndarray:
         try:
             src = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc_profile or b""))
             dst = ImageCms.createProfile("sRGB")
-            rgb = ImageCms.profileToProfile(Image.fromarray(gray), src, dst, outputMode="RGB")
+            transform = ImageCms.buildTransform(src, dst, "L", "RGB", flags=ImageCms.Flags.NOOPTIMIZE)
+            rgb = ImageCms.applyTransform(Image.fromarray(gray), transform)
             notes.append(f"gray ICC profile '{name}' converted to sRGB")
             return luminance8(np.asarray(rgb))
         except Exception as err:
@@ -289,13 +293,17 @@ def _gray_icc(gray: np.ndarray, meta: Metadata, notes: list[str]) -> np.ndarray:
 
 def gray_trc(icc: bytes) -> Callable[[np.ndarray], np.ndarray] | None:
     """The gray tone curve (kTRC: 'curv' or 'para') of an ICC profile as a function from
-    device gray in [0, 1] to relative luminance Y in [0, 1]; None if it has no usable one."""
+    device gray in [0, 1] to relative luminance Y in [0, 1]; None if it has no usable one.
+    With a Lab connection space the curve gives L*/100 rather than Y (ICC.1 F.2)."""
     try:
         (count,) = struct.unpack_from(">I", icc, 128)
         for i in range(count):
             sig, offset, _ = struct.unpack_from(">4sII", icc, 132 + 12 * i)
             if sig == b"kTRC":
-                return _parse_curve(icc, offset)
+                curve = _parse_curve(icc, offset)
+                if curve is None or icc[20:24] != b"Lab ":
+                    return curve
+                return lambda x: color.lightness_to_luminance(100.0 * curve(x)).astype(np.float64)
     except struct.error:
         return None
     return None
@@ -495,14 +503,14 @@ def _write_reason(err: Exception) -> str:
 
 
 def _encode_pillow(fp: BinaryIO, pixels: np.ndarray, fmt: str, quality: int, carried: Carried) -> None:
-    img = Image.fromarray(pixels, "RGBA" if pixels.shape[2] == 4 else "RGB")
+    img = Image.fromarray(pixels)
     kwargs = carried.save_kwargs(fmt)
     if fmt in ("JPEG", "WEBP"):
         kwargs["quality"] = int(quality)
     if fmt == "JPEG" and carried.iptc:
         buf = io.BytesIO()
         img.save(buf, fmt, **kwargs)
-        fp.write(_insert_jpeg_segment(buf.getvalue(), 0xED, photoshop_iptc_block(carried.iptc)))
+        fp.write(_insert_jpeg_segment(buf.getvalue(), 0xED, b"Photoshop 3.0\x00" + photoshop_irb(carried.iptc)))
     else:
         img.save(fp, fmt, **kwargs)
 
@@ -604,10 +612,9 @@ def _png_filter(block: np.ndarray, previous: np.ndarray, bpp: int) -> np.ndarray
     return out
 
 
-# TIFF: Pillow's own IFD writer lays out the tags (EXIF and GPS as sub-IFDs, like Pillow does
-# for its TIFFs); the strips are horizontal-difference predicted and deflated here.
-
-_TIFF_SHORT, _TIFF_LONG, _TIFF_UNDEFINED = TiffTags.SHORT, TiffTags.LONG, TiffTags.UNDEFINED
+# TIFF: big-endian baseline RGB(A), strips horizontal-difference predicted and deflated. The
+# first IFD is serialised by piexif together with the EXIF and GPS sub-IFDs, so every tag gets
+# the type the EXIF/TIFF tables give it and the EXIF lives in the TIFF's own IFDs, as TIFF wants.
 
 
 def _encode_tiff(fp: BinaryIO, pixels: np.ndarray, fmt: str, quality: int, carried: Carried) -> None:
@@ -618,45 +625,49 @@ def _encode_tiff(fp: BinaryIO, pixels: np.ndarray, fmt: str, quality: int, carri
     for y0 in range(0, h, rows_per_strip):
         block = pixels[y0 : y0 + rows_per_strip]
         diff = block.copy()
-        diff[:, 1:] -= block[:, :-1]  # predictor 2, wrapping like the reader's unsigned sum
-        strips.append(zlib.compress(diff.astype("<u2" if depth == 16 else np.uint8).tobytes(), 6))
+        diff[:, 1:] -= block[:, :-1]  # predictor 2: wraps, as the reader's running sum does
+        strips.append(zlib.compress(diff.astype(">u2" if depth == 16 else np.uint8).tobytes(), 6))
 
-    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
-    exif = exif_for_tiff(carried.exif)
-    if exif is not None:
-        for tag, value in exif.items():
-            if tag in (0x8769, 0x8825):
-                sub = {k: v for k, v in exif.get_ifd(tag).items() if k != 0xA005}
-                if sub:
-                    ifd[tag] = sub
-            else:
-                ifd[tag] = value
-    tags: dict[int, tuple[int, object]] = {
-        256: (_TIFF_LONG, w),
-        257: (_TIFF_LONG, h),
-        258: (_TIFF_SHORT, (depth,) * channels),
-        259: (_TIFF_SHORT, 8),  # Adobe deflate
-        262: (_TIFF_SHORT, 2),  # RGB
-        273: (_TIFF_LONG, tuple(np.cumsum([0] + [len(s) for s in strips[:-1]]).tolist())),  # made absolute by the IFD writer
-        277: (_TIFF_SHORT, channels),
-        278: (_TIFF_LONG, rows_per_strip),
-        279: (_TIFF_LONG, tuple(len(s) for s in strips)),
-        284: (_TIFF_SHORT, 1),
-        317: (_TIFF_SHORT, 2),
-    }
+    ifds = piexif.load(carried.exif) if carried.exif else {"0th": {}, "Exif": {}, "GPS": {}, "Interop": {}}
+    ifds["1st"], ifds["thumbnail"] = {}, None
+    zeroth = ifds["0th"]
+    zeroth.update(
+        {
+            256: w,
+            257: h,
+            258: (depth,) * channels,
+            259: 8,  # Adobe deflate
+            262: 2,  # RGB
+            277: channels,
+            278: rows_per_strip,
+            279: tuple(len(s) for s in strips),
+            284: 1,  # chunky
+            317: 2,  # horizontal differencing
+        }
+    )
     if channels == 4:
-        tags[338] = (_TIFF_SHORT, (2,))  # unassociated alpha
+        zeroth[338] = (2,)  # unassociated alpha
     if carried.icc_profile:
-        tags[34675] = (_TIFF_UNDEFINED, carried.icc_profile)
+        zeroth[34675] = carried.icc_profile
     if carried.xmp:
-        tags[700] = (TiffTags.BYTE, carried.xmp)
+        zeroth[700] = carried.xmp
     if carried.iptc:
-        tags[33723] = (_TIFF_UNDEFINED, carried.iptc)
-    for tag, (kind, value) in tags.items():
-        ifd[tag] = value
-        ifd.tagtype[tag] = kind
+        zeroth[34377] = photoshop_irb(carried.iptc)
     if carried.dpi:
-        ifd[282], ifd[283], ifd[296] = carried.dpi[0], carried.dpi[1], 2
-    ifd.save(fp)
+        zeroth[282] = _rational(carried.dpi[0])
+        zeroth[283] = _rational(carried.dpi[1])
+        zeroth[296] = 2
+    relative = np.cumsum([0] + [len(s) for s in strips[:-1]]).tolist()
+    zeroth[273] = tuple(relative)
+    header_len = len(piexif.dump(ifds)) - 6  # offsets are fixed-size LONGs: the length is final
+    header_len += header_len % 2
+    zeroth[273] = tuple(header_len + r for r in relative)
+    header = sort_ifd_entries(piexif.dump(ifds)[6:])  # without b"Exif\0\0": a TIFF starts at its byte-order mark
+    fp.write(header.ljust(header_len, b"\x00"))
     for strip in strips:
         fp.write(strip)
+
+
+def _rational(value: float) -> tuple[int, int]:
+    denominator = 1 if float(value).is_integer() else 1000
+    return int(round(value * denominator)), denominator

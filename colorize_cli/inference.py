@@ -147,6 +147,6 @@ def colorize_gray(
     out_dtype: type = np.uint8,
 ) -> np.ndarray:
     """Colorize one full-resolution gray scan (H, W) uint8/uint16 -> RGB (H, W, 3) of out_dtype."""
-    shape = working_shape(*gray.shape, render_size)
-    ab = predict_working_ab(predictor, working_lightness(gray, shape), color, batch_size)
-    return colorize_full_res(gray, ab, color.saturation, upsample=color.upsample, out_dtype=out_dtype)
+    lightness = working_lightness(gray, working_shape(*gray.shape, render_size))
+    ab = predict_working_ab(predictor, lightness, color, batch_size)
+    return colorize_full_res(gray, ab, color.saturation, upsample=color.upsample, out_dtype=out_dtype, lightness_small=lightness)

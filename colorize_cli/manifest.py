@@ -229,8 +229,8 @@ class FileRecord:
     seconds: float | None = None
     run_id: str | None = None
     settings_key: str | None = None
-    notes: list[str] = field(default_factory=list)
     review: dict[str, Any] | None = None  # thumbnail measures for the review sheet (report.py)
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -17,7 +17,7 @@
 * ICC: the output pixels are sRGB by construction (the colour maths in `color.py` is sRGB), so
   the output is always tagged sRGB. A gray profile could not describe RGB pixels anyway; an RGB
   input profile was already used by `imaging.read_scan` to bring the pixels into sRGB.
-* DPI, XMP (with tiff:Orientation reset), IPTC (JPEG APP13, TIFF tag) and PNG text chunks are
+* DPI, XMP (with tiff:Orientation reset), IPTC (JPEG APP13, TIFF ImageResources) and PNG text are
   carried where the output format can hold them; anything dropped gets a note.
 """
 
@@ -27,6 +27,7 @@ import functools
 import io
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import piexif
@@ -41,7 +42,7 @@ _EXIF_IFD, _GPS_IFD, _INTEROP_IFD = 0x8769, 0x8825, 0xA005
 _ORIENTATION, _DESCRIPTION, _SOFTWARE = 0x0112, 0x010E, 0x0131
 _X_RES, _Y_RES, _RES_UNIT = 0x011A, 0x011B, 0x0128
 _PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
-_XMP_TAG, _IPTC_TAG, _ICC_TAG = 700, 33723, 34675
+_XMP_TAG, _IPTC_TAG, _ICC_TAG, _PHOTOSHOP_TAG = 700, 33723, 34675, 34377
 _PHOTOSHOP_IPTC = 0x0404
 
 # IFD0 tags that describe how the *old* pixels were encoded, or blocks carried separately:
@@ -51,7 +52,7 @@ STRUCTURAL_TAGS = frozenset(
         254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284,
         292, 293, 301, 317, 318, 319, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341,
         347, 512, 513, 514, 515, 517, 518, 519, 520, 521, 529, 530, 532,
-        _XMP_TAG, _IPTC_TAG, _ICC_TAG, 34377, 37724,  # XMP, IPTC, ICC, Photoshop IRB, layers
+        _XMP_TAG, _IPTC_TAG, _ICC_TAG, _PHOTOSHOP_TAG, 37724,  # XMP, IPTC, ICC, Photoshop IRB, layers
         _EXIF_IFD, _GPS_IFD, _INTEROP_IFD,  # pointers: rebuilt by the writer
     }
 )  # fmt: skip
@@ -131,20 +132,29 @@ def one_line(err: BaseException | str) -> str:
 def extract(img: Image.Image) -> Metadata:
     """Metadata of an opened (not necessarily decoded) image. Never raises: a broken block is
     recorded as missing, with `exif_error` saying why for EXIF."""
-    info = img.info
     meta = Metadata()
+    steps: list[tuple[str, Callable[[Image.Image], object]]] = [
+        ("orientation", _orientation),
+        ("icc_profile", lambda im: bytes(im.info["icc_profile"]) if im.info.get("icc_profile") else None),
+        ("dpi", _dpi),
+        ("xmp", _xmp),
+        ("iptc", _iptc),
+        ("text", _text),
+    ]
     meta.exif, meta.exif_error = _gather_exif(img)
-    meta.orientation = _orientation(img)
-    icc = info.get("icc_profile")
-    meta.icc_profile = bytes(icc) if icc else None
-    meta.dpi = _dpi(info, img)
-    xmp = info.get("xmp")
+    for name, step in steps:
+        try:
+            setattr(meta, name, step(img))
+        except Exception:  # a broken block is simply not carried
+            pass
+    return meta
+
+
+def _xmp(img: Image.Image) -> bytes | None:
+    xmp = img.info.get("xmp")
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
-    meta.xmp = bytes(xmp) if xmp else None
-    meta.iptc = _iptc(img)
-    meta.text = _text(img)
-    return meta
+    return bytes(xmp) if xmp else None
 
 
 def _gather_exif(img: Image.Image) -> tuple[bytes | None, str | None]:
@@ -154,22 +164,54 @@ def _gather_exif(img: Image.Image) -> tuple[bytes | None, str | None]:
         return (raw if raw.startswith(EXIF_HEADER) else EXIF_HEADER + raw), None
     if img.format != "TIFF":
         return None, None
-    # In a TIFF the EXIF *is* the file's own first IFD: keep its descriptive tags only.
+    # In a TIFF the EXIF *is* the file's own first IFD: keep its descriptive tags only, typed
+    # by the EXIF tables (as piexif does for JPEG EXIF; tags those tables do not know are left out).
     try:
         tags = img.getexif()
-        exif = Image.Exif()
-        for tag, value in tags.items():
-            if tag not in STRUCTURAL_TAGS:
-                exif[tag] = value
-        for pointer in (_EXIF_IFD, _GPS_IFD):
-            sub = {k: v for k, v in tags.get_ifd(pointer).items() if k != _INTEROP_IFD}
-            if sub:
-                exif[pointer] = sub
-        if not len(exif):
+        sources = {
+            "0th": {k: v for k, v in tags.items() if k not in STRUCTURAL_TAGS},
+            "Exif": tags.get_ifd(_EXIF_IFD),
+            "GPS": tags.get_ifd(_GPS_IFD),
+            "Interop": tags.get_ifd(_INTEROP_IFD),
+        }
+        d = _empty_exif()
+        for ifd, values in sources.items():
+            table = piexif.TAGS["Image" if ifd == "0th" else ifd]
+            for tag, value in values.items():
+                if tag in table and tag not in (_EXIF_IFD, _GPS_IFD, _INTEROP_IFD):
+                    d[ifd][tag] = _as_piexif(value, table[tag]["type"])
+        if not any(d[ifd] for ifd in sources):
             return None, None
-        return exif.tobytes(), None
+        return piexif.dump(d), None
     except Exception as err:  # any parse failure: the image still goes through
         return None, f"unreadable ({one_line(err)})"
+
+
+def _as_piexif(value: object, kind: int) -> object:
+    """A value as Pillow parsed it -> the Python form piexif.dump wants for that EXIF type."""
+    items = value if isinstance(value, tuple) else (value,)
+    if kind == piexif.TYPES.Ascii:
+        return value.encode("utf-8") if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
+    if kind in (piexif.TYPES.Undefined, piexif.TYPES.Byte):
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        if isinstance(value, str):
+            return value.encode("latin-1", "replace")
+        return bytes(int(v) & 0xFF for v in items)  # type: ignore[union-attr]
+    if kind in (piexif.TYPES.Rational, piexif.TYPES.SRational):
+        pairs = tuple(_as_fraction(v) for v in items)
+        return pairs[0] if len(pairs) == 1 else pairs
+    if kind in (piexif.TYPES.Float, piexif.TYPES.DFloat):
+        return float(items[0]) if len(items) == 1 else tuple(float(v) for v in items)  # type: ignore[arg-type]
+    ints = tuple(int(v) for v in items)  # type: ignore[call-overload]
+    return ints[0] if len(ints) == 1 else ints
+
+
+def _as_fraction(v: object) -> tuple[int, int]:
+    numerator, denominator = getattr(v, "numerator", None), getattr(v, "denominator", None)
+    if isinstance(numerator, int) and isinstance(denominator, int) and denominator:
+        return numerator, denominator
+    return _rational(float(v))  # type: ignore[arg-type]
 
 
 def _orientation(img: Image.Image) -> int:
@@ -180,8 +222,8 @@ def _orientation(img: Image.Image) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def _dpi(info: dict, img: Image.Image) -> tuple[float, float] | None:
-    dpi = info.get("dpi")
+def _dpi(img: Image.Image) -> tuple[float, float] | None:
+    dpi = img.info.get("dpi")
     if not dpi:
         try:  # JPEGs whose JFIF header holds only an aspect ratio may still have EXIF dpi
             exif = img.getexif()
@@ -206,6 +248,10 @@ def _iptc(img: Image.Image) -> bytes | None:
     if isinstance(photoshop, dict) and photoshop.get(_PHOTOSHOP_IPTC):
         return bytes(photoshop[_PHOTOSHOP_IPTC])
     tag_v2 = getattr(img, "tag_v2", None)
+    if tag_v2 is not None and isinstance(tag_v2.get(_PHOTOSHOP_TAG), bytes):
+        iptc = parse_irb(tag_v2[_PHOTOSHOP_TAG]).get(_PHOTOSHOP_IPTC)
+        if iptc:
+            return iptc
     if tag_v2 is not None and _IPTC_TAG in tag_v2:
         value = tag_v2[_IPTC_TAG]
         if isinstance(value, (bytes, bytearray)):
@@ -281,7 +327,10 @@ def _carry_exif(meta: Metadata, width: int, height: int, model_name: str, notes:
     if meta.exif_error:
         notes.append(f"EXIF dropped: {meta.exif_error}")
     elif meta.exif:
+        body = meta.exif[len(EXIF_HEADER) :] if meta.exif.startswith(EXIF_HEADER) else meta.exif
         try:
+            if body[:4] not in (b"II*\x00", b"MM\x00*"):
+                raise ValueError("no TIFF header")
             d = piexif.load(meta.exif)
         except Exception as err:
             notes.append(f"EXIF dropped: corrupt ({one_line(err)})")
@@ -326,7 +375,7 @@ def _rational(value: float) -> tuple[int, int]:
 def _dump_tolerant(d: dict, notes: list[str]) -> bytes | None:
     """piexif.dump, leaving out single tags it cannot encode instead of losing all of EXIF."""
     try:
-        return piexif.dump(d)
+        return sort_ifd_entries(piexif.dump(d))
     except Exception as err:
         first_error = one_line(err)
     for ifd in ("0th", "Exif", "GPS", "Interop"):
@@ -340,10 +389,39 @@ def _dump_tolerant(d: dict, notes: list[str]) -> bytes | None:
                 notes.append(f"EXIF tag {name} dropped: {one_line(err)}")
                 del d[ifd][tag]
     try:
-        return piexif.dump(d)
+        return sort_ifd_entries(piexif.dump(d))
     except Exception as err:
         notes.append(f"EXIF dropped: cannot re-encode ({first_error}; {one_line(err)})")
         return None
+
+
+def sort_ifd_entries(tiff: bytes) -> bytes:
+    """piexif writes the sub-IFD pointers after all other tags; TIFF wants every IFD sorted by
+    tag (libtiff warns, strict readers refuse). Entries hold absolute offsets, so sorting them
+    in place is safe. Accepts TIFF-structured bytes with or without b"Exif\\0\\0"."""
+    skip = len(EXIF_HEADER) if tiff.startswith(EXIF_HEADER) else 0
+    data = bytearray(tiff)
+    endian = ">" if data[skip : skip + 2] == b"MM" else "<"
+    pending = [(struct.unpack_from(endian + "I", data, skip + 4)[0], 0)]
+    seen: set[int] = set()
+    while pending:
+        offset, owner = pending.pop()
+        start = skip + offset
+        if offset == 0 or offset in seen or start + 2 > len(data):
+            continue
+        seen.add(offset)
+        (count,) = struct.unpack_from(endian + "H", data, start)
+        end = start + 2 + 12 * count
+        if end > len(data):
+            continue
+        entries = [bytes(data[start + 2 + 12 * i : start + 14 + 12 * i]) for i in range(count)]
+        entries.sort(key=lambda e: struct.unpack_from(endian + "H", e)[0])
+        data[start + 2 : end] = b"".join(entries)
+        for entry in entries:
+            tag = struct.unpack_from(endian + "H", entry)[0]
+            if (owner == 0 and tag in (_EXIF_IFD, _GPS_IFD)) or (owner == _EXIF_IFD and tag == _INTEROP_IFD):
+                pending.append((struct.unpack_from(endian + "I", entry, 8)[0], tag))
+    return bytes(data)
 
 
 def _shrink_for_jpeg(exif: bytes, notes: list[str]) -> bytes | None:
@@ -351,7 +429,7 @@ def _shrink_for_jpeg(exif: bytes, notes: list[str]) -> bytes | None:
     try:
         d = piexif.load(exif)
         if d["Exif"].pop(piexif.ExifIFD.MakerNote, None) is not None:
-            smaller = piexif.dump(d)
+            smaller = sort_ifd_entries(piexif.dump(d))
             if len(smaller) + 2 <= JPEG_SEGMENT_MAX:
                 notes.append("EXIF MakerNote dropped: EXIF too long for a JPEG segment")
                 return smaller
@@ -366,21 +444,27 @@ def _reset_xmp_orientation(xmp: bytes) -> bytes:
     return _XMP_ORIENT_RE.sub(rb"\g<1>1", xmp)
 
 
-def exif_for_tiff(exif: bytes | None) -> Image.Exif | None:
-    """Carried EXIF as Pillow tags, for writing EXIF straight into a TIFF's own IFDs."""
-    if not exif:
-        return None
-    tags = Image.Exif()
-    tags.load(exif)
-    return tags
-
-
-def photoshop_iptc_block(iptc: bytes) -> bytes:
-    """IPTC-IIM wrapped as a Photoshop 3.0 resource block, which is how JPEG APP13 holds it."""
+def photoshop_irb(iptc: bytes) -> bytes:
+    """IPTC-IIM as a Photoshop image-resource block (resource 0x0404), the form that JPEG APP13
+    (after b"Photoshop 3.0\\0") and the TIFF ImageResources tag hold."""
     resource = b"8BIM" + struct.pack(">H", _PHOTOSHOP_IPTC) + b"\x00\x00" + struct.pack(">I", len(iptc)) + iptc
-    if len(iptc) % 2:
-        resource += b"\x00"
-    return b"Photoshop 3.0\x00" + resource
+    return resource + (b"\x00" if len(iptc) % 2 else b"")
+
+
+def parse_irb(data: bytes) -> dict[int, bytes]:
+    """Photoshop image resources (b"8BIM", id, padded Pascal name, size, padded data) by id."""
+    out: dict[int, bytes] = {}
+    pos = 0
+    while pos + 12 <= len(data) and data[pos : pos + 4] == b"8BIM":
+        (rid,) = struct.unpack_from(">H", data, pos + 4)
+        name_len = data[pos + 6]
+        pos += 6 + (name_len + 2) // 2 * 2  # the name, its length byte, padded to even
+        if pos + 4 > len(data):
+            break
+        (size,) = struct.unpack_from(">I", data, pos)
+        out[rid] = bytes(data[pos + 4 : pos + 4 + size])
+        pos += 4 + size + (size % 2)
+    return out
 
 
 def describe_icc(icc: bytes | None) -> str:

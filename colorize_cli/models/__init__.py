@@ -10,23 +10,23 @@ so the engine never needs to know which one it runs.
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from .chromanet import ChromaNet
-from .seeds import Koala, SeedBNUNet, SeedUNet
-
-ARCHS: dict[str, Callable[[], nn.Module]] = {
-    "chromanet": ChromaNet,
-    "seed-unet": SeedUNet,
-    "seed-bn-unet": SeedBNUNet,
-    "koala": Koala,
+# name -> (module, class); imported on first use so that torch-free code can import this package.
+ARCHS: dict[str, tuple[str, str]] = {
+    "chromanet": ("chromanet", "ChromaNet"),
+    "seed-unet": ("seeds", "SeedUNet"),
+    "seed-bn-unet": ("seeds", "SeedBNUNet"),
+    "koala": ("seeds", "Koala"),
 }
 
 
 def build(arch: str) -> nn.Module:
-    try:
-        return ARCHS[arch]()
-    except KeyError:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}") from None
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    module, cls = ARCHS[arch]
+    return getattr(importlib.import_module(f".{module}", __name__), cls)()

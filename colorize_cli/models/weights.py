@@ -19,9 +19,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import build
+from .paths import DEFAULT_WEIGHTS
 
-# The shipped model lives in the repository's weights/ folder, beside its model card.
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "chromanet-v1.safetensors"
 
 
 class WeightsError(Exception):

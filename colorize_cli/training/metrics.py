@@ -282,9 +282,9 @@ def summarise(scores: list[ImageScores]) -> dict[str, float]:
       originals, below 1 = duller); NaN if the originals are all gray."""
     if not scores:
         raise ValueError("no scores to summarise")
-    columns = {name: np.array([asdict(s)[name] for s in scores], dtype=np.float64) for name in asdict(scores[0])}
-    out: dict[str, float] = {"n": float(len(scores))}
-    out.update({name: float(values.mean()) for name, values in columns.items()})
+    rows = [asdict(s) for s in scores]
+    out: dict[str, float] = {"n": float(len(rows))}
+    out.update({name: float(np.mean([row[name] for row in rows])) for name in rows[0]})
     out["psnr_of_mean_mse"] = psnr_from_mse(out["mse"])
     truth = out["colourfulness_truth"]
     out["colourfulness_ratio"] = out["colourfulness_pred"] / truth if truth > 0 else math.nan

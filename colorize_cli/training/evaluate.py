@@ -1,0 +1,87 @@
+"""`colorize eval`: score a model against the truth on colour photos, beside the gray baseline.
+
+Each photo is turned gray (its CIE luminance, 8-bit) and pushed through the real colorization
+pipeline (`inference.colorize_gray`: working size, tiles, network, upsampling, merge), so the
+numbers describe what users get, not what the network does on a training crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..color import rgb_to_gray
+from ..inference import Predictor, colorize_gray
+from ..settings import ColorSettings
+from .data import list_photos
+from .metrics import ImageScores, score, summarise
+
+
+@dataclass
+class EvalItem:
+    path: Path
+    gray: np.ndarray  # (H, W) uint8 input
+    truth: np.ndarray  # (H, W, 3) uint8
+    pred: np.ndarray  # (H, W, 3) uint8
+    model: ImageScores
+    baseline: ImageScores
+
+
+def to_gray8(rgb: np.ndarray) -> np.ndarray:
+    return np.clip(rgb_to_gray(rgb.astype(np.float32) / 255.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def load_truth(paths: list[Path]) -> list[tuple[Path, np.ndarray]]:
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            out.append((p, np.asarray(im.convert("RGB"))))
+    return out
+
+
+def evaluate(
+    photos: list[tuple[Path, np.ndarray]], predictor: Predictor, color: ColorSettings, render_size: int
+) -> tuple[dict, dict, list[EvalItem]]:
+    """Summaries for the model and the gray baseline (a*b* = 0), and per-image items."""
+    items = []
+    for path, truth in photos:
+        gray = to_gray8(truth)
+        pred = colorize_gray(gray, predictor, color, render_size)
+        base = np.repeat(gray[..., None], 3, axis=-1)
+        items.append(EvalItem(path, gray, truth, pred, score(pred, truth), score(base, truth)))
+    return summarise([i.model for i in items]), summarise([i.baseline for i in items]), items
+
+
+def contact_sheet(items: list[EvalItem], dest: Path, n: int = 4, height: int = 160) -> Path:
+    """Best and worst n images by CIEDE2000 gain over gray: gray input | model | truth, a row each."""
+    ranked = sorted(items, key=lambda i: i.baseline.ciede2000 - i.model.ciede2000, reverse=True)
+    rows = ranked[:n] + ranked[-n:] if len(ranked) > 2 * n else ranked
+    tiles = []
+    for it in rows:
+        h, w = it.truth.shape[:2]
+        size = (max(1, round(w * height / h)), height)
+        trio = [Image.fromarray(a).convert("RGB").resize(size) for a in (it.gray, it.pred, it.truth)]
+        row = Image.new("RGB", (3 * size[0] + 8, height + 18), "white")
+        for k, t in enumerate(trio):
+            row.paste(t, (k * (size[0] + 4), 18))
+        ImageDraw.Draw(row).text((2, 2), f"{it.path.name}  dE00 {it.model.ciede2000:.1f} (gray {it.baseline.ciede2000:.1f})", fill="black")
+        tiles.append(row)
+    width = max(t.width for t in tiles)
+    sheet = Image.new("RGB", (width, sum(t.height for t in tiles)), "white")
+    y = 0
+    for t in tiles:
+        sheet.paste(t, (0, y))
+        y += t.height
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(dest)
+    return dest
+
+
+def photos_in(target: Path) -> list[Path]:
+    """A folder (searched recursively) or a text file listing one photo path per line."""
+    if target.is_file():
+        return [Path(line.strip()) for line in target.read_text().splitlines() if line.strip()]
+    return list_photos([target])

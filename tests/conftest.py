@@ -1,0 +1,37 @@
+"""Shared fixtures that make test images (kept small; each test builds its files in tmp_path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ICC_DIR = Path("/usr/share/color/icc")  # Debian package icc-profiles-free
+
+
+@pytest.fixture
+def pattern():
+    """make(h, w, dtype=np.uint8) -> a deterministic gray image with no symmetry: a diagonal
+    ramp plus fine noise (so every PNG filter and strip predictor gets exercised)."""
+
+    def make(h: int, w: int, dtype=np.uint8) -> np.ndarray:
+        top = np.iinfo(dtype).max
+        y, x = np.mgrid[0:h, 0:w]
+        ramp = (x * 3 + y * 5) / (3 * max(w - 1, 1) + 5 * max(h - 1, 1))
+        noise = np.random.default_rng(h * 1000 + w).integers(0, max(top // 64, 2), size=(h, w))
+        return np.clip(np.rint(ramp * (top - top // 64)) + noise, 0, top).astype(dtype)
+
+    return make
+
+
+@pytest.fixture
+def icc_profile():
+    """icc_profile(name) -> bytes of /usr/share/color/icc/<name>.icc (apt: icc-profiles-free)."""
+
+    def load(name: str) -> bytes:
+        path = ICC_DIR / f"{name}.icc"
+        assert path.exists(), f"{path} missing: apt-get install icc-profiles-free"
+        return path.read_bytes()
+
+    return load
