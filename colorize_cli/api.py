@@ -19,7 +19,7 @@ from torch import nn
 
 from .devices import autocast_dtype, resolve_device
 from .engine import Engine, RunResult, StopFlag, default_engine_settings
-from .imaging import scan_from_image
+from . import imaging
 from .inference import Predictor, colorize_gray
 from .manifest import FileRecord, RunLock
 from .models.weights import DEFAULT_WEIGHTS, ModelInfo
@@ -61,7 +61,7 @@ def load_model(weights: Path | None = None, device: str = "auto", fp32: bool = F
 def colorize_image(image: Image.Image, model: Colorizer, settings: ColorSettings = ColorSettings(), batch_size: int = 8) -> Image.Image:
     """Colorize one image in memory; returns RGB (or RGBA when the input had alpha), same size.
     EXIF orientation is applied; metadata is not carried (that is the file writer's job)."""
-    scan = scan_from_image(image)
+    scan = imaging.scan_from_image(image)
     dtype = np.uint16 if scan.bit_depth == 16 else np.uint8
     rgb = colorize_gray(scan.gray, model.predictor, settings, settings.render_size or model.render_size, batch_size, dtype)
     if dtype == np.uint16:  # Pillow has no 16-bit RGB image mode: hand back 8 bits
@@ -103,4 +103,9 @@ def _run_planned(settings: RunSettings, model: Colorizer, plan: Plan, on_file: C
 
         thumbs = ThumbnailWriter(settings.out_root)
     engine = Engine(model.predictor, model.info.name, es, on_file=on_file, thumbnails=thumbs)
-    return engine.run(plan, list(argv), stop)
+    result = engine.run(plan, list(argv), stop)
+    if settings.report:
+        from .report import write_report  # noqa: PLC0415
+
+        write_report(settings.out_root, plan.manifest)
+    return result

@@ -113,6 +113,18 @@ def calibrate(
     typer.echo(json.dumps({"chosen": meta["calibration"], "weights": str(out), "sha256": digest}, indent=1))
 
 
+@app.command()
+def report(
+    out: Path = typer.Argument(..., help="Output folder of a finished run."),
+    manifest: Optional[Path] = typer.Option(None, help="Manifest (default: <out>/manifest.jsonl)."),
+) -> None:
+    """Write <out>/report.html, a review sheet, from a run's manifest and thumbnails."""
+    from .report import write_report  # noqa: PLC0415
+
+    path = write_report(out, manifest or out / "manifest.jsonl")
+    typer.echo(str(path))
+
+
 def colorize_dir(
     input_root: Path = typer.Argument(..., help="Folder of scans (walked recursively).", show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder; the input's tree is mirrored here."),

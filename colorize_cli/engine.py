@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -260,15 +260,23 @@ class Engine:
         writers = ThreadPoolExecutor(es.writers, thread_name_prefix="write")
 
         def feed() -> None:
+            """Start reads while slots are free; the None sentinel goes after the last read lands."""
             nonlocal started
+            reads = []
             for job, why in todo:
                 while not slots.acquire(timeout=0.2):
                     if stop:
                         break
-                if stop:
-                    break
-                started += 1
-                readers.submit(self._read, job, why, render, s.runtime.max_pixels).add_done_callback(lambda f: loaded.put(f.result()))
+                else:
+                    if not stop:
+                        started += 1
+                        fut = readers.submit(self._read, job, why, render, s.runtime.max_pixels)
+                        fut.add_done_callback(lambda f: loaded.put(f.result()))
+                        reads.append(fut)
+                        continue
+                    slots.release()
+                break
+            wait(reads)
             loaded.put(None)
 
         def finish(item: _Loaded, ab: np.ndarray) -> None:

@@ -594,21 +594,27 @@ def _encode_png(fp: BinaryIO, pixels: np.ndarray, fmt: str, quality: int, carrie
 def _png_filter(block: np.ndarray, previous: np.ndarray, bpp: int) -> np.ndarray:
     """(n, stride) raw rows -> (n, 1 + stride) filtered rows, each led by its filter type."""
     x = block.astype(np.int16)
-    up = np.vstack([previous[None].astype(np.int16), x[:-1]])
+    up = np.empty_like(x)
+    up[0], up[1:] = previous, x[:-1]
     left = np.zeros_like(x)
     left[:, bpp:] = x[:, :-bpp]
     up_left = np.zeros_like(x)
     up_left[:, bpp:] = up[:, :-bpp]
-    p = left + up - up_left
-    pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - up_left)
-    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
-    candidates = np.stack([x, x - left, x - up, x - ((left + up) >> 1), x - paeth]) & 0xFF
-    signed = np.where(candidates > 127, 256 - candidates, candidates)
-    choice = signed.sum(axis=2, dtype=np.int64).argmin(axis=0)
-    rows = np.arange(len(block))
-    out = np.empty((len(block), block.shape[1] + 1), dtype=np.uint8)
+    # Paeth: with p = left + up - up_left, pick the neighbour closest to p
+    to_left, to_up = up - up_left, left - up_left
+    to_corner = np.abs(to_left + to_up)
+    to_left, to_up = np.abs(to_left), np.abs(to_up)
+    paeth = np.where((to_left <= to_up) & (to_left <= to_corner), left, np.where(to_up <= to_corner, up, up_left))
+    n, stride = block.shape
+    candidates = np.empty((5, n, stride), dtype=np.uint8)  # None, Sub, Up, Average, Paeth
+    candidates[0] = block
+    for i, prediction in enumerate((left, up, (left + up) >> 1, paeth), start=1):
+        np.subtract(x, prediction, out=candidates[i], casting="unsafe")  # modulo 256
+    cost = np.abs(candidates.view(np.int8).astype(np.int16)).sum(axis=2)
+    choice = cost.argmin(axis=0)
+    out = np.empty((n, stride + 1), dtype=np.uint8)
     out[:, 0] = choice
-    out[:, 1:] = candidates[choice, rows]
+    out[:, 1:] = candidates[choice, np.arange(n)]
     return out
 
 

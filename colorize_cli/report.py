@@ -762,7 +762,7 @@ a { color: inherit; }
     if (!view.length) frag.appendChild(el("p", "empty", "No files match."));
     document.getElementById("rows").replaceChildren(frag);
     document.getElementById("pageinfo").textContent = view.length
-      ? "page " + state.page + " of " + pages + " \\u00b7 " + (start + 1) + "\\u2013" + stop + " of " + view.length
+      ? "page " + state.page + " of " + pages + " \\u00b7 " + (start + 1).toLocaleString() + "\\u2013" + stop.toLocaleString() + " of " + view.length.toLocaleString()
       : "0 files";
     document.getElementById("prev").disabled = state.page <= 1;
     document.getElementById("next").disabled = state.page >= pages;
