@@ -127,6 +127,8 @@ def _decode(img: ImageFile.ImageFile, max_pixels: int | None) -> Scan:
         frames = 1
     if frames > 1:
         notes.append(f"{frames} frames/pages: only the first is used")
+    if _decoded_16bit_rgb_as_8(img):  # known from the tile layout, which load() discards
+        notes.append("16-bit colour data read at 8 bits (Pillow cannot hold 16-bit RGB)")
     try:
         img.load()
     except Image.DecompressionBombError as err:
@@ -138,8 +140,6 @@ def _decode(img: ImageFile.ImageFile, max_pixels: int | None) -> Scan:
             raise ImageError(f"truncated {fmt}: image file is truncated") from None
         raise ImageError(f"corrupt {fmt}: {one_line(err)}") from None
     meta = extract(img)  # after load: a PNG may keep its eXIf chunk after the pixel data
-    if _decoded_16bit_rgb_as_8(img):
-        notes.append("16-bit colour data read at 8 bits (Pillow cannot hold 16-bit RGB)")
     try:
         gray, alpha, depth = _to_gray(img, meta, notes)
     except ImageError:
@@ -412,8 +412,15 @@ def write_image(
         raise WriteError(f"image too large for WebP: {w}x{h} (max {_WEBP_MAX_SIDE} px a side)")
     carried = carry(meta, fmt, w, h, model_name)
     notes += carried.notes
+    times = None
+    if keep_times_from is not None:
+        try:
+            st = os.stat(keep_times_from)
+            times = (st.st_atime_ns, st.st_mtime_ns)
+        except OSError as err:
+            notes.append(f"times not kept: {one_line(err.strerror or err)}")
     encode = {"PNG": _encode_png, "TIFF": _encode_tiff}.get(fmt, _encode_pillow)
-    _atomic_write(Path(path), lambda fp: encode(fp, pixels, fmt, quality, carried), keep_times_from)
+    _atomic_write(Path(path), lambda fp: encode(fp, pixels, fmt, quality, carried), times)
     return notes
 
 
@@ -430,7 +437,7 @@ def _match_depth(alpha: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return to_8bit(alpha) if alpha.dtype == np.uint16 else np.clip(alpha, 0, 255).astype(np.uint8)
 
 
-def _atomic_write(path: Path, encode: Callable[[BinaryIO], None], keep_times_from: str | os.PathLike | None) -> None:
+def _atomic_write(path: Path, encode: Callable[[BinaryIO], None], times: tuple[int, int] | None) -> None:
     """Temp file next to the target, fsync, os.replace: the final name only ever shows a
     complete file. On failure the temp file is removed and a WriteError says why."""
     tmp: Path | None = None
@@ -441,9 +448,8 @@ def _atomic_write(path: Path, encode: Callable[[BinaryIO], None], keep_times_fro
             encode(fp)
             fp.flush()
             os.fsync(fp.fileno())
-        if keep_times_from is not None:
-            st = os.stat(keep_times_from)
-            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        if times is not None:  # (atime, mtime) in ns, set before the file gets its name
+            os.utime(tmp, ns=times)
         os.replace(tmp, path)
         tmp = None
         _fsync_dir(path.parent)

@@ -457,6 +457,32 @@ def test_keep_times_and_permissions(tmp_path, pattern):
     assert os.stat(tmp_path / "now.png").st_mode & 0o777 == 0o644
 
 
+def test_keep_times_from_vanished_input_is_a_note(tmp_path, pattern):
+    notes = write_image(tmp_path / "o.png", _rgb(pattern, 4, 4), None, "PNG", 90, Metadata(), keep_times_from=tmp_path / "gone.png")
+    assert notes == ["times not kept: No such file or directory"] and (tmp_path / "o.png").exists()
+
+
+def test_many_strips_and_chunks(tmp_path, pattern):
+    rgb = _rgb(pattern, 90, 1500, np.uint16)  # 9000-byte rows: 29 rows a TIFF strip, 4 strips
+    write_image(tmp_path / "o.tif", rgb, None, "TIFF", 90, Metadata())
+    with Image.open(tmp_path / "o.tif") as im:
+        assert len(im.tag_v2[273]) > 1
+    assert np.array_equal(decode_tiff(tmp_path / "o.tif"), rgb)
+    alpha = pattern(90, 1500, np.uint16)
+    write_image(tmp_path / "o.png", rgb, alpha, "PNG", 90, Metadata())
+    with Image.open(tmp_path / "o.png") as im:  # Pillow un-filters every row: the top bytes must match
+        assert np.array_equal(np.asarray(im), (np.dstack([rgb, alpha]) >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_16bit_colour_input_is_read_at_8_bits_with_a_note(tmp_path, pattern, fmt):
+    rgb = _rgb(pattern, 10, 12, np.uint16)
+    write_image(tmp_path / "c16", rgb, None, fmt, 90, Metadata())
+    s = read_scan(tmp_path / "c16")
+    assert s.bit_depth == 8 and s.gray.dtype == np.uint8
+    assert "16-bit colour data read at 8 bits (Pillow cannot hold 16-bit RGB)" in s.notes
+
+
 def test_bad_arguments(tmp_path, pattern):
     with pytest.raises(WriteError, match="unsupported output format GIF"):
         write_image(tmp_path / "a.gif", _rgb(pattern, 4, 4), None, "GIF", 90, Metadata())
