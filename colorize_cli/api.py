@@ -18,6 +18,7 @@ from PIL import Image
 from torch import nn
 
 from .devices import autocast_dtype, resolve_device
+from .discover import check_out_root
 from .engine import Engine, RunResult, StopFlag, default_engine_settings
 from . import imaging
 from .inference import Predictor, colorize_gray
@@ -85,6 +86,7 @@ def run(
     folder's lock for the whole run, so a second run on the same folder is refused."""
     model = model or load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
     ref = ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), model.info.name, model.info.sha256)
+    check_out_root(settings.input_root, settings.out_root, settings.exclude)  # before anything is created
     settings.out_root.mkdir(parents=True, exist_ok=True)
     with RunLock(settings.out_root, settings.shard, argv=list(argv)):
         plan = plan_run(settings, ref)

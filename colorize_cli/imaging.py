@@ -30,7 +30,7 @@ from PIL import Image, ImageCms, ImageFile
 
 from colorize_cli import color
 from colorize_cli.metadata import Carried, Metadata, carry, describe_icc, extract, one_line, photoshop_irb
-from colorize_cli.metadata import sort_ifd_entries
+from colorize_cli.metadata import rational, sort_ifd_entries
 
 # Formats a scan may come in. Others (EPS would start Ghostscript, say) are refused outright.
 READ_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "JPEG2000", "PPM", "MPO")
@@ -89,6 +89,12 @@ def read_scan(path: str | os.PathLike, max_pixels: int | None = 250_000_000) -> 
             return _decode(img, max_pixels)
 
 
+def scan_from_image(img: Image.Image, max_pixels: int | None = None) -> Scan:
+    """The same reduction as `read_scan`, for an image already in memory (the caller keeps
+    ownership: it is not closed)."""
+    return _decode(img, max_pixels)
+
+
 def _open_image(fp: BinaryIO, name: str) -> ImageFile.ImageFile:
     """Image.open without Pillow's process-wide pixel limit, which `read_scan` replaces by its
     own per-call `max_pixels` (changing Image.MAX_IMAGE_PIXELS would leak into other threads)."""
@@ -115,7 +121,7 @@ def _open_image(fp: BinaryIO, name: str) -> ImageFile.ImageFile:
     raise ImageError("not an image (cannot identify image file)")
 
 
-def _decode(img: ImageFile.ImageFile, max_pixels: int | None) -> Scan:
+def _decode(img: Image.Image, max_pixels: int | None) -> Scan:
     fmt = "JPEG" if img.format == "MPO" else (img.format or "unknown")
     w, h = img.size
     if max_pixels and w * h > max_pixels:
@@ -148,9 +154,14 @@ def _decode(img: ImageFile.ImageFile, max_pixels: int | None) -> Scan:
         raise ImageError(f"out of memory decoding {w}x{h}") from None
     except Exception as err:
         raise ImageError(f"cannot convert {img.mode} pixels: {one_line(err)}") from None
-    gray = orient(gray, meta.orientation)
-    alpha = orient(alpha, meta.orientation) if alpha is not None else None
+    gray = _own(orient(gray, meta.orientation))
+    alpha = _own(orient(alpha, meta.orientation)) if alpha is not None else None
     return Scan(gray, alpha, depth, fmt, img.mode, (gray.shape[1], gray.shape[0]), meta, notes)
+
+
+def _own(a: np.ndarray) -> np.ndarray:
+    """A writable, contiguous array (Pillow hands out read-only views of its buffers)."""
+    return np.require(a, requirements=["C_CONTIGUOUS", "WRITEABLE", "OWNDATA"])
 
 
 def _mpx(pixels: int) -> str:
@@ -666,8 +677,8 @@ def _encode_tiff(fp: BinaryIO, pixels: np.ndarray, fmt: str, quality: int, carri
     if carried.iptc:
         zeroth[34377] = photoshop_irb(carried.iptc)
     if carried.dpi:
-        zeroth[282] = _rational(carried.dpi[0])
-        zeroth[283] = _rational(carried.dpi[1])
+        zeroth[282] = rational(carried.dpi[0])
+        zeroth[283] = rational(carried.dpi[1])
         zeroth[296] = 2
     relative = np.cumsum([0] + [len(s) for s in strips[:-1]]).tolist()
     zeroth[273] = tuple(relative)
@@ -679,7 +690,3 @@ def _encode_tiff(fp: BinaryIO, pixels: np.ndarray, fmt: str, quality: int, carri
     for strip in strips:
         fp.write(strip)
 
-
-def _rational(value: float) -> tuple[int, int]:
-    denominator = 1 if float(value).is_integer() else 1000
-    return int(round(value * denominator)), denominator

@@ -211,7 +211,7 @@ def _as_fraction(v: object) -> tuple[int, int]:
     numerator, denominator = getattr(v, "numerator", None), getattr(v, "denominator", None)
     if isinstance(numerator, int) and isinstance(denominator, int) and denominator:
         return numerator, denominator
-    return _rational(float(v))  # type: ignore[arg-type]
+    return rational(float(v))  # type: ignore[arg-type]
 
 
 def _orientation(img: Image.Image) -> int:
@@ -341,8 +341,8 @@ def _carry_exif(meta: Metadata, width: int, height: int, model_name: str, notes:
     zeroth[_SOFTWARE] = SOFTWARE.encode("ascii")
     zeroth[_DESCRIPTION] = _mark_description(zeroth.get(_DESCRIPTION), model_name)
     if meta.dpi:
-        zeroth[_X_RES] = _rational(meta.dpi[0])
-        zeroth[_Y_RES] = _rational(meta.dpi[1])
+        zeroth[_X_RES] = rational(meta.dpi[0])
+        zeroth[_Y_RES] = rational(meta.dpi[1])
         zeroth[_RES_UNIT] = 2
     exif_ifd = {k: v for k, v in d.get("Exif", {}).items() if k != _INTEROP_IFD}
     exif_ifd[_PIXEL_X] = int(width)
@@ -367,7 +367,8 @@ def _mark_description(old: object, model_name: str) -> bytes:
     return caption + b" " + marker if caption.strip() else marker
 
 
-def _rational(value: float) -> tuple[int, int]:
+def rational(value: float) -> tuple[int, int]:
+    """A positive number as an EXIF RATIONAL (exact for integers, else to 1/1000)."""
     denominator = 1 if float(value).is_integer() else 1000
     return int(round(value * denominator)), denominator
 

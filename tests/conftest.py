@@ -35,3 +35,18 @@ def icc_profile():
         return path.read_bytes()
 
     return load
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    """A ChromaNet weights file with seeded random weights: the shipped architecture and cost,
+    without needing the trained model. Its colours are arbitrary; its geometry is not."""
+    import torch
+
+    from colorize_cli.models import build
+    from colorize_cli.models.weights import save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "random-chromanet.safetensors"
+    save_weights(build("chromanet").eval(), "chromanet", path)
+    return path

@@ -112,12 +112,14 @@ def test_l_png_reads_exactly(tmp_path, pattern):
     s = read_scan(_save(Image.fromarray(g), tmp_path / "a.png"))
     assert (s.gray.dtype, s.bit_depth, s.format, s.mode, s.size) == (np.uint8, 8, "PNG", "L", (40, 30))
     assert np.array_equal(s.gray, g) and s.alpha is None
+    assert s.gray.flags.writeable and s.gray.flags.c_contiguous  # callers may work in place
 
 
 def test_la_png_keeps_alpha(tmp_path, pattern):
     g, a = pattern(20, 24), pattern(20, 24)[::-1].copy()
     s = read_scan(_save(Image.merge("LA", [Image.fromarray(g), Image.fromarray(a)]), tmp_path / "a.png"))
     assert s.mode == "LA" and np.array_equal(s.gray, g) and np.array_equal(s.alpha, a)
+    assert s.alpha.flags.writeable
 
 
 def test_bilevel_reads_as_0_and_255(tmp_path, pattern):
@@ -223,6 +225,14 @@ def test_exif_orientation_matches_pillow(tmp_path, pattern, orientation):
     assert np.array_equal(s.gray, expect) and s.size == (expect.shape[1], expect.shape[0])
 
 
+def test_scan_from_image_matches_read_scan_and_leaves_image_open(tmp_path, pattern):
+    path = _save(Image.fromarray(pattern(6, 9)), tmp_path / "m.png", exif=piexif.dump({"0th": {274: 8}}))
+    with Image.open(path) as im:
+        s = imaging.scan_from_image(im)
+        im.getpixel((0, 0))  # still usable
+    assert np.array_equal(s.gray, read_scan(path).gray) and s.size == (6, 9)
+
+
 # ------------------------------------------------------------------ reading: ICC
 
 
@@ -246,6 +256,40 @@ def test_gray_icc_converted_like_littlecms(tmp_path, icc_profile, name):
     # the 16-bit curve agrees with the 8-bit one on the 8-bit levels
     eight = imaging.to_8bit(s16.gray.ravel()[np.arange(256) * 257])
     assert np.abs(eight.astype(np.int64) - s.gray.ravel()).max() <= 1
+
+
+def _with_gray_curve(icc: bytes, curve: bytes) -> bytes:
+    """A copy of a gray profile whose kTRC tag is replaced by `curve` (appended, 4-aligned)."""
+    data = bytearray(icc) + b"\x00" * (-len(icc) % 4)
+    (count,) = struct.unpack_from(">I", data, 128)
+    for i in range(count):
+        if data[132 + 12 * i : 136 + 12 * i] == b"kTRC":
+            struct.pack_into(">II", data, 136 + 12 * i, len(data), len(curve))
+    data += curve
+    struct.pack_into(">I", data, 0, len(data))
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "curve",
+    [
+        b"curv\0\0\0\0" + struct.pack(">I", 1) + struct.pack(">H", int(2.2 * 256)) + b"\0\0",  # Gray Gamma 2.2
+        b"curv\0\0\0\0" + struct.pack(">I", 17) + struct.pack(">17H", *[round(65535 * (i / 16) ** 1.8) for i in range(17)]) + b"\0\0",
+        b"para\0\0\0\0" + struct.pack(">HH5i", 3, 0, *[round(v * 65536) for v in (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)]),
+        b"para\0\0\0\0" + struct.pack(">HH3i", 1, 0, *[round(v * 65536) for v in (1.8, 1.1, -0.1)]),
+    ],
+    ids=["gamma", "table", "para3", "para1"],
+)
+def test_gray_tone_curve_kinds_agree_with_littlecms(tmp_path, icc_profile, curve):
+    icc = _with_gray_curve(icc_profile("Gray"), curve)
+    g = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    s = read_scan(_save(Image.fromarray(g), tmp_path / "g.png", icc_profile=icc))
+    transform = ImageCms.buildTransform(
+        ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), "L", "RGB",
+        flags=ImageCms.Flags.NOOPTIMIZE,
+    )
+    expect = np.asarray(ImageCms.applyTransform(Image.fromarray(g), transform))[..., 1]
+    assert np.abs(s.gray.astype(np.int64) - expect).max() <= 1
 
 
 def test_rgb_icc_converted_to_srgb_before_luminance(tmp_path, icc_profile):
