@@ -239,7 +239,7 @@ def luminance8(rgb: np.ndarray, rows_per_chunk: int = 256) -> np.ndarray:
     out = np.empty(rgb.shape[:2], dtype=np.uint8)
     for y0 in range(0, rgb.shape[0], rows_per_chunk):
         chunk = rgb[y0 : y0 + rows_per_chunk]
-        y = linear[chunk[..., 0]] * weights[0] + linear[chunk[..., 1]] * weights[1] + linear[chunk[..., 2]] * weights[2]
+        y = sum(linear[chunk[..., c]] * weights[c] for c in range(3))
         out[y0 : y0 + rows_per_chunk] = _to_uint8(color.linear_to_srgb(y))
     return out
 

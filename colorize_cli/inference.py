@@ -82,27 +82,37 @@ class Predictor:
         self.dtype = dtype
         self.stride = int(getattr(model, "stride", 32))
 
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
-        n, h, w = batch.shape
-        x = torch.from_numpy(batch[:, None])
+    def bucket(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """The padded shape a tile runs at; tiles of one bucket can share a batch, and give the
+        same a*b* batched as alone (each is padded the same way either way)."""
+        h, w = shape[:2]
+        return h + (-h) % self.stride, w + (-w) % self.stride
+
+    def _forward(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
+        ph, pw = self.bucket(tiles[0].shape)
+        padded = np.empty((len(tiles), 1, ph, pw), np.float32)
+        for i, t in enumerate(tiles):  # reflect-pad each tile to the bucket (edge-pad a too-thin one)
+            h, w = t.shape
+            mode = "reflect" if ph - h < h and pw - w < w else "edge"
+            padded[i, 0] = np.pad(t, ((0, ph - h), (0, pw - w)), mode=mode)
+        x = torch.from_numpy(padded)
         if self.device.type == "cuda":
             x = x.pin_memory()
-        x = x.to(self.device, non_blocking=True)
-        ph, pw = (-h) % self.stride, (-w) % self.stride
-        if ph or pw:  # reflect-pad to the stride; a replicate fallback for tiles thinner than the pad
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), precision(self.device, self.dtype):
             ab = self.model.predict_ab(x).float()
-            scale = (h + ph) / ab.shape[-2]
-            ab = ab[..., : max(1, round(h / scale)), : max(1, round(w / scale))]
-            ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
-        return ab.permute(0, 2, 3, 1).cpu().numpy()
+        scale = ph / ab.shape[-2]
+        out = []
+        for i, t in enumerate(tiles):
+            h, w = t.shape
+            crop = ab[i : i + 1, :, : max(1, round(h / scale)), : max(1, round(w / scale))]
+            crop = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
+            out.append(crop[0].permute(1, 2, 0).cpu().numpy())
+        return out
 
     def predict(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
         try:
-            return list(self._forward(np.stack(tiles)))
+            return self._forward(tiles)
         except Exception as err:  # noqa: BLE001 - only memory errors are handled here
             if not is_out_of_memory(err):
                 raise
@@ -125,7 +135,7 @@ def predict_working_ab(predictor: Predictor, lightness: np.ndarray, color: Color
                 group = pieces[i : i + batch_size]
                 by_shape: dict[tuple[int, int], list[int]] = {}
                 for j, p in enumerate(group):
-                    by_shape.setdefault(p.lightness.shape, []).append(j)
+                    by_shape.setdefault(predictor.bucket(p.lightness.shape), []).append(j)
                 out: list[np.ndarray | None] = [None] * len(group)
                 for idx in by_shape.values():
                     for j, ab in zip(idx, predictor.predict([group[j].lightness for j in idx])):

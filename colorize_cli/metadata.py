@@ -1,13 +1,14 @@
 """What an archive scan says about itself, and how that survives into the colorized copy.
 
-`extract` reads EXIF, ICC, resolution, XMP, IPTC and text chunks off an opened Pillow image
-(before any pixel is touched); `carry` decides what the output file gets. The rules:
+`extract` reads EXIF, ICC, resolution, XMP, IPTC and text chunks off a decoded Pillow image
+(before its pixels are turned upright); `carry` decides what the output file gets. The rules:
 
-* EXIF: every tag is kept (0th, Exif, GPS, Interop IFDs), except what describes the old pixel
-  encoding (strip layout, bit depth, photometric, transfer function...) and the embedded
-  thumbnail, which would show the gray original. Orientation becomes 1 (the pixels are already
-  turned), PixelXDimension/PixelYDimension are set to the output size, Software becomes
-  "colorize-cli <version>".
+* EXIF: every tag is kept (0th, Exif, GPS, Interop IFDs; as in piexif's tables, which cover
+  EXIF 2.3, TIFF 6 and DNG), except what describes the old pixel encoding (strip layout, bit
+  depth, photometric, transfer function...) and the embedded thumbnail, which would show the
+  gray original. Orientation becomes 1 (the pixels are already turned), PixelXDimension and
+  PixelYDimension are set to the output size, Software becomes "colorize-cli <version>".
+  A TIFF scan's own tags (Make, Artist, DateTime...) count as its EXIF.
 * The fact of colorization goes into ImageDescription, appended in brackets so an archivist's
   caption is never lost or rewritten: "Harbour, 1931 [colorized by colorize-cli 0.1.0, model X]".
   ImageDescription is the one tag every viewer and DAM shows; UserComment is often hidden and
@@ -289,7 +290,8 @@ def carry(meta: Metadata, fmt: str, width: int, height: int, model_name: str) ->
     fmt = fmt.upper()
     notes: list[str] = []
     if fmt == "BMP":
-        dropped = [n for n, v in (("EXIF", meta.exif), ("ICC", True), ("XMP", meta.xmp), ("IPTC", meta.iptc)) if v]
+        held = (("EXIF", meta.exif), ("ICC", True), ("XMP", meta.xmp), ("IPTC", meta.iptc), ("text", meta.text))
+        dropped = [name for name, value in held if value]
         notes.append(f"metadata not written: BMP cannot hold {', '.join(dropped)}")
         return Carried(None, None, meta.dpi, None, None, {}, notes)
 
@@ -305,6 +307,9 @@ def carry(meta: Metadata, fmt: str, width: int, height: int, model_name: str) ->
     iptc = meta.iptc
     if iptc and fmt not in ("JPEG", "TIFF"):
         notes.append(f"IPTC dropped: {fmt} has no IPTC block")
+        iptc = None
+    if iptc and fmt == "JPEG" and len(photoshop_irb(iptc)) + 16 > JPEG_SEGMENT_MAX:
+        notes.append(f"IPTC dropped: {len(iptc)} bytes is too long for one JPEG segment")
         iptc = None
 
     text = dict(meta.text)

@@ -117,3 +117,18 @@ def test_non_memory_errors_are_not_swallowed() -> None:
     predictor = Predictor(Broken().eval(), torch.device("cpu"), None)
     with pytest.raises(ValueError, match="shape mismatch"):
         predict_working_ab(predictor, np.zeros((32, 32), np.float32), ColorSettings(), batch_size=2)
+
+
+def test_scans_of_one_bucket_batch_together_and_give_what_they_give_alone() -> None:
+    from colorize_cli.models import build
+
+    torch.manual_seed(0)
+    predictor = Predictor(build("chromanet").eval(), torch.device("cpu"), None)
+    a = gray_to_lightness(scene(100, 150, 1).astype(np.float32) / 255.0)
+    b = gray_to_lightness(scene(97, 160, 2).astype(np.float32) / 255.0)
+    assert predictor.bucket(a.shape) == predictor.bucket(b.shape) == (128, 160)
+    together = predictor.predict([a, b])
+    alone = predictor.predict([a]) + predictor.predict([b])
+    for t, s, src in zip(together, alone, (a, b)):
+        assert t.shape == src.shape + (2,)
+        assert np.allclose(t, s, atol=1e-3)

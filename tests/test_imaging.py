@@ -210,7 +210,8 @@ def test_lab_tiff_uses_lightness(tmp_path, pattern):
 @pytest.mark.parametrize("ext,kw", [("bmp", {}), ("gif", {}), ("webp", {"lossless": True})])
 def test_other_formats(tmp_path, pattern, ext, kw):
     g = pattern(12, 14)
-    s = read_scan(_save(Image.fromarray(g).convert("RGB") if ext == "webp" else Image.fromarray(g), tmp_path / f"a.{ext}", **kw))
+    im = Image.fromarray(g).convert("RGB") if ext == "webp" else Image.fromarray(g)
+    s = read_scan(_save(im, tmp_path / f"a.{ext}", **kw))
     assert np.array_equal(s.gray, g) and s.format == {"bmp": "BMP", "gif": "GIF", "webp": "WEBP"}[ext]
 
 
@@ -258,6 +259,9 @@ def test_gray_icc_converted_like_littlecms(tmp_path, icc_profile, name):
     assert np.abs(eight.astype(np.int64) - s.gray.ravel()).max() <= 1
 
 
+SRGB_PARA = (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)  # the sRGB curve as ICC parametric type 3
+
+
 def _with_gray_curve(icc: bytes, curve: bytes) -> bytes:
     """A copy of a gray profile whose kTRC tag is replaced by `curve` (appended, 4-aligned)."""
     data = bytearray(icc) + b"\x00" * (-len(icc) % 4)
@@ -274,8 +278,8 @@ def _with_gray_curve(icc: bytes, curve: bytes) -> bytes:
     "curve",
     [
         b"curv\0\0\0\0" + struct.pack(">I", 1) + struct.pack(">H", int(2.2 * 256)) + b"\0\0",  # Gray Gamma 2.2
-        b"curv\0\0\0\0" + struct.pack(">I", 17) + struct.pack(">17H", *[round(65535 * (i / 16) ** 1.8) for i in range(17)]) + b"\0\0",
-        b"para\0\0\0\0" + struct.pack(">HH5i", 3, 0, *[round(v * 65536) for v in (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)]),
+        b"curv\0\0\0\0" + struct.pack(">I17H", 17, *[round(65535 * (i / 16) ** 1.8) for i in range(17)]) + b"\0\0",
+        b"para\0\0\0\0" + struct.pack(">HH5i", 3, 0, *[round(v * 65536) for v in SRGB_PARA]),
         b"para\0\0\0\0" + struct.pack(">HH3i", 1, 0, *[round(v * 65536) for v in (1.8, 1.1, -0.1)]),
     ],
     ids=["gamma", "table", "para3", "para1"],
@@ -297,7 +301,8 @@ def test_rgb_icc_converted_to_srgb_before_luminance(tmp_path, icc_profile):
     rgb = np.array([[[40, 200, 60], [200, 60, 40], [120, 120, 120], [30, 60, 220]]], dtype=np.uint8)
     s = read_scan(_save(Image.fromarray(rgb), tmp_path / "a.png", icc_profile=icc))
     srgb = ImageCms.profileToProfile(
-        Image.fromarray(rgb), ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), outputMode="RGB"
+        Image.fromarray(rgb), ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"),
+        outputMode="RGB",
     )
     assert np.abs(s.gray.astype(np.int64) - ref_luminance(np.asarray(srgb))).max() <= 1
     assert np.abs(s.gray.astype(np.int64) - ref_luminance(rgb)).max() >= 3  # not read as sRGB
@@ -339,7 +344,8 @@ def test_decompression_bomb_refused_from_header(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_header_only(100_000, 100_000))
     before = Image.MAX_IMAGE_PIXELS
-    with pytest.raises(ImageError, match=r"^image too large: 100000x100000 = 10000 Mpx exceeds --max-pixels 250000000$"):
+    expected = r"^image too large: 100000x100000 = 10000 Mpx exceeds --max-pixels 250000000$"
+    with pytest.raises(ImageError, match=expected):
         read_scan(path, 250_000_000)
     assert Image.MAX_IMAGE_PIXELS == before
 
@@ -375,6 +381,19 @@ def test_vanished_and_directory(tmp_path):
     (tmp_path / "d.jpg").mkdir()
     with pytest.raises(ImageError, match=r"^is a directory$"):
         read_scan(tmp_path / "d.jpg")
+
+
+def test_multipage_uses_the_first_page_with_a_note(tmp_path, pattern):
+    first, second = Image.fromarray(pattern(8, 10)), Image.new("L", (10, 8), 0)
+    first.save(tmp_path / "m.tif", save_all=True, append_images=[second])
+    s = read_scan(tmp_path / "m.tif")
+    assert np.array_equal(s.gray, pattern(8, 10)) and s.notes == ["2 frames/pages: only the first is used"]
+
+
+def test_formats_outside_the_list_are_not_opened(tmp_path, pattern):
+    Image.fromarray(pattern(8, 8)).save(tmp_path / "a.eps")  # EPS would run Ghostscript
+    with pytest.raises(ImageError, match=r"^not an image \(cannot identify image file\)$"):
+        read_scan(tmp_path / "a.eps")
 
 
 def test_reading_never_writes(tmp_path, pattern):
@@ -502,7 +521,8 @@ def test_keep_times_and_permissions(tmp_path, pattern):
 
 
 def test_keep_times_from_vanished_input_is_a_note(tmp_path, pattern):
-    notes = write_image(tmp_path / "o.png", _rgb(pattern, 4, 4), None, "PNG", 90, Metadata(), keep_times_from=tmp_path / "gone.png")
+    gone = tmp_path / "gone.png"
+    notes = write_image(tmp_path / "o.png", _rgb(pattern, 4, 4), None, "PNG", 90, Metadata(), keep_times_from=gone)
     assert notes == ["times not kept: No such file or directory"] and (tmp_path / "o.png").exists()
 
 

@@ -85,7 +85,8 @@ def check_carried_exif(d: dict) -> None:
     assert zeroth[274] == 1
     assert zeroth[270] == CAPTION + b" " + MARK.encode()
     assert zeroth[305] == f"colorize-cli {__version__}".encode()
-    for tag, value in [(271, b"Epson"), (272, b"Perfection V850"), (306, b"2019:03:04 10:11:12"), (315, b"J. Doe"), (33432, b"City Archive")]:
+    for tag, value in [(271, b"Epson"), (272, b"Perfection V850"), (306, b"2019:03:04 10:11:12"),
+                       (315, b"J. Doe"), (33432, b"City Archive")]:
         assert zeroth[tag] == value, tag
     assert bytes(zeroth[40091]) == "Harbour".encode("utf-16-le") + b"\x00\x00"
     assert ex[36867] == b"1931:06:01 05:30:00" and ex[36868] == b"2019:03:04 10:11:12"
