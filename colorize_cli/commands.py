@@ -1,10 +1,12 @@
-"""The `colorize-dir` run as the CLI drives it: load, run with a display, summarise, exit code."""
+"""The `colorize-dir` run as the CLI drives it: load, run with a display, summarise, exit code;
+and `colorize manifest merge`, which joins shard manifests."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -12,7 +14,7 @@ from rich.console import Console
 from .api import load_model, run
 from .devices import DeviceError
 from .engine import RunResult
-from .manifest import FileRecord, LockedError
+from .manifest import FileRecord, LockedError, merge_manifests
 from .models.weights import WeightsError
 from .plan import Plan
 from .progress import RunDisplay, summary_table
@@ -29,6 +31,8 @@ def summarise(result: RunResult, plan: Plan | None) -> dict:
         "interrupted": result.interrupted,
         "disk_full": result.disk_full,
         "not_started": max(result.left, 0),
+        "manifest_error": result.manifest_error,
+        "stale_temps_removed": result.stale_temps,
         "failures": [{"input": i, "reason": r} for i, r in result.failures],
         "manifest": str(plan.manifest) if plan else None,
         "exit_code": result.exit_code,
@@ -59,6 +63,9 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
     except LockedError as e:
         typer.echo(f"colorize-dir: error: {e}", err=True)
         return 2
+    except OSError as e:  # e.g. the output folder, its lock or its manifest cannot be created
+        typer.echo(f"colorize-dir: error: {e.filename or settings.out_root}: {e.strerror or e}", err=True)
+        return 2
     finally:
         display = holder.get("display")
         if isinstance(display, RunDisplay):
@@ -70,9 +77,29 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
         err = Console(stderr=True)
         err.print(summary_table(summary))
         if result.interrupted:
-            err.print(f"interrupted: rerun the same command to finish the files that are left")
+            left = f"{result.left} file(s) not started" if result.left >= 0 else "files are left"
+            err.print(f"interrupted: {left}; rerun the same command to finish them")
+        if result.manifest_error:
+            err.print(f"[red]{result.manifest_error}[/red]: stopped; files without a record are redone next run")
         if result.disk_full:
             err.print("[red]disk full:[/red] stopped starting new files; what is done is kept. Free space and rerun.")
         if result.failures:
             err.print(f"{len(result.failures)} file(s) failed; reasons are in {summary['manifest']}")
     return result.exit_code
+
+
+def merge_command(paths: Sequence[Path], dest: Path) -> int:
+    """`colorize manifest merge SHARD... --out DEST`: one manifest from the shards' manifests,
+    so an unsharded rerun (or `colorize report`) sees every shard's work. An existing DEST is
+    merged in first (the shards' records win), never thrown away. Returns the exit code."""
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing:
+        typer.echo(f"colorize manifest merge: error: not found: {', '.join(missing)}", err=True)
+        return 2
+    sources = [Path(p) for p in paths]
+    if Path(dest).is_file() and Path(dest) not in sources:  # keep what an earlier run recorded there
+        sources.insert(0, Path(dest))
+    summary = merge_manifests(sources, dest)
+    typer.echo(f"{dest}: {summary.files} file record(s) from {len(paths)} manifest(s), {summary.runs} run record(s)"
+               + (f"; {summary.bad_lines} corrupt line(s) skipped" if summary.bad_lines else ""))
+    return 0

@@ -15,13 +15,15 @@ from __future__ import annotations
 import errno
 import os
 import queue
+import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,12 +56,14 @@ class RunResult:
     disk_full: bool = False
     left: int = 0  # files not started because the run stopped early
     failures: list[tuple[str, str]] = field(default_factory=list)
+    manifest_error: str | None = None  # the manifest could not be appended to; the run stopped
+    stale_temps: int = 0  # temp files of a killed earlier run, removed before starting
 
     @property
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 1 if self.counts["failed"] or self.disk_full else 0
+        return 1 if self.counts["failed"] or self.disk_full or self.manifest_error else 0
 
 
 @dataclass
@@ -155,7 +159,7 @@ class Engine:
     def _read(self, job: Job, why: str, render_size: int, max_pixels: int) -> _Loaded:
         item = _Loaded(job=job, why=why, started=time.perf_counter())
         try:
-            item.input_stat = os.stat(job.input)
+            item.input_stat = _stat_input(job.input)
             item.scan = read_scan(job.input, max_pixels)
             h, w = item.scan.gray.shape
             item.lightness = working_lightness(item.scan.gray, working_shape(h, w, render_size))
@@ -171,7 +175,7 @@ class Engine:
         dtype = _out_dtype(scan, job.out_fmt, s.output.bit_depth)
         rgb = colorize_full_res(scan.gray, ab, s.color.saturation, upsample=s.color.upsample, out_dtype=dtype,
                                 lightness_small=item.lightness)
-        job.output.parent.mkdir(parents=True, exist_ok=True)
+        _make_output_folder(job.output.parent, s.out_root)
         notes = write_image(
             job.output, rgb, scan.alpha, job.out_fmt, s.output.quality, scan.meta,
             keep_times_from=job.input if s.output.keep_times else None, model_name=self.model_name,
@@ -208,6 +212,7 @@ class Engine:
         run_id = new_run_id()
         t0 = time.perf_counter()
         plan.manifest.parent.mkdir(parents=True, exist_ok=True)
+        result.stale_temps = remove_stale_temps(job.output for job, _ in plan.todo + plan.skip)
         with ManifestWriter(plan.manifest) as manifest:
             manifest.write(run_header(run_id, plan.model.name, plan.model.sha256,
                                       {**s.output_affecting(), "render_size_used": render}, argv))
@@ -221,29 +226,44 @@ class Engine:
             tally = threading.Lock()
 
             def emit(rec: FileRecord) -> None:
-                manifest.write(rec)
+                try:
+                    manifest.write(rec)
+                except OSError as err:  # no record means no resume: stop rather than go on blind
+                    with tally:
+                        self._manifest_failed(result, err, stop)
                 with tally:
                     self._tally(result, rec, stop)
                 self.on_file(rec)
 
             with stop_on_signals(stop):
-
                 try:
                     result.left = self._pipeline(plan, run_id, render, stop, emit)
-                except KeyboardInterrupt:
+                except KeyboardInterrupt:  # a second signal: the count of files left is unknown
                     stop.set("SIGINT")
                     result.left = -1
-            result.interrupted = bool(stop) and stop.reason != "disk full"
+                    result.interrupted = True
+            result.interrupted = result.interrupted or (bool(stop) and stop.reason in _SIGNAL_NAMES)
             result.seconds = time.perf_counter() - t0
-            manifest.write(end_record(run_id, result.counts, result.interrupted))
+            try:
+                manifest.write(end_record(run_id, result.counts, result.interrupted))
+            except OSError as err:
+                self._manifest_failed(result, err, stop)
         return result
+
+    @staticmethod
+    def _manifest_failed(result: RunResult, err: OSError, stop: StopFlag) -> None:
+        reason = _describe(err)
+        result.manifest_error = result.manifest_error or f"cannot append to the manifest: {reason}"
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            result.disk_full = True
+        stop.set("disk full" if result.disk_full else "manifest not writable")
 
     @staticmethod
     def _tally(result: RunResult, rec: FileRecord, stop: StopFlag) -> None:
         result.counts[rec.status] += 1
         if rec.status == "failed":
             result.failures.append((rec.input, rec.reason or ""))
-            if rec.reason == "disk full":
+            if rec.reason in ("disk full", "disk quota exceeded"):
                 result.disk_full = True
                 stop.set("disk full")
         elif rec.status == "done" and rec.width and rec.height:
@@ -342,6 +362,57 @@ class Engine:
                 except Exception as err:  # noqa: BLE001
                     out[i] = _describe(err)
         return out
+
+
+_SIGNAL_NAMES = ("SIGINT", "SIGTERM")
+# imaging._create_temp names a temp file '.<output name>.<8 hex>.tmp'
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.tmp$")
+
+
+def remove_stale_temps(outputs: Iterable[Path]) -> int:
+    """Delete the temp files a killed run (kill -9, power cut) left beside these outputs; returns
+    how many. Only temps of the given output names are touched, so a shard sharing the folder never
+    loses a file it is writing. One directory listing per output folder, not one per file."""
+    names: dict[Path, set[str]] = {}
+    for out in outputs:
+        names.setdefault(out.parent, set()).add(out.name)
+    removed = 0
+    for folder, wanted in names.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # not created yet, or unreadable: nothing of ours can be there
+            continue
+        for entry in entries:
+            m = _TEMP_NAME.match(entry.name)
+            if m and m.group("name") in wanted:
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
+def _stat_input(path: Path) -> os.stat_result:
+    """The input's stat before decoding, in read_scan's words when it fails: a file deleted
+    or locked since discovery fails alone with a reason a person understands."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        raise ImageError("file vanished") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+
+
+def _make_output_folder(folder: Path, out_root: Path) -> None:
+    """Create an output's folder; a file standing where a folder must be is named in the reason."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise WriteError(f"output folder blocked: {os.path.relpath(blocker, out_root)} is a file, not a folder") from None
+    except PermissionError:
+        raise WriteError("output folder not writable") from None
 
 
 def _safe_sha(path: os.PathLike | str) -> str | None:

@@ -15,6 +15,9 @@ Resume rules (:meth:`ResumeIndex.decide`), the last record per input wins:
 
 * default          redo everything that is not validly done, *except* a failed file whose input
                    is unchanged: a permanently broken scan is not re-attempted on every run.
+                   Failures that were about where the output goes, not the scan (disk full,
+                   output folder not writable or blocked, see ``OUTPUT_SIDE_REASONS``), are
+                   redone: the message told the user to fix that and rerun.
 * ``retry_failed`` process only previous failures (changed or not); everything else is skipped.
 * ``overwrite``    redo everything.
 
@@ -70,7 +73,10 @@ REASON_OUTPUT_MISSING = "output missing"
 REASON_OUTPUT_CHANGED = "output changed"
 REASON_FAILED = "previously failed"
 REASON_OVERWRITE = "overwrite requested"
+REASON_FAILED_OUTPUT = "previously failed writing its output"
 RETRY_FAILED_ONLY = "--retry-failed processes only previous failures"
+# Failure reasons (prefixes, as imaging and the engine word them) that say nothing about the scan.
+OUTPUT_SIDE_REASONS: tuple[str, ...] = ("disk full", "disk quota exceeded", "output folder")
 
 _CHUNK = 1 << 20
 
@@ -286,6 +292,7 @@ class ManifestWriter:
         self.fsync = fsync
         self._fd: int | None = None
         self._lock = threading.Lock()
+        self._torn = False  # a failed write left a partial line that could not be cut off
 
     def open(self) -> ManifestWriter:
         if self._fd is not None:
@@ -310,9 +317,21 @@ class ManifestWriter:
         with self._lock:
             if self._fd is None:
                 raise ValueError(f"manifest writer for {self.path} is closed")
-            _write_all(self._fd, data)
-            if self.fsync:
-                os.fsync(self._fd)
+            if self._torn:
+                data = b"\n" + data
+            start = os.fstat(self._fd).st_size
+            try:
+                _write_all(self._fd, data)
+                if self.fsync:
+                    os.fsync(self._fd)
+            except OSError:
+                # A full disk can accept half a line: cut it off so the next record starts clean.
+                try:
+                    os.ftruncate(self._fd, start)
+                except OSError:
+                    self._torn = True
+                raise
+            self._torn = False
 
     def close(self) -> None:
         with self._lock:
@@ -466,6 +485,8 @@ class ResumeIndex:
         if rec is not None and rec.status == "failed":
             if not _same_file(Path(input_path), rec.input_size, rec.input_mtime, rec.input_sha256):
                 return "do", REASON_INPUT_CHANGED
+            if (rec.reason or "").startswith(OUTPUT_SIDE_REASONS):
+                return "do", REASON_FAILED_OUTPUT
             return ("do" if retry_failed else "skip"), REASON_FAILED
         action, reason = self._decide_not_failed(rec, Path(input_path), settings_key, output_path)
         if retry_failed and action == "do":
