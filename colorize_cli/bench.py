@@ -104,7 +104,17 @@ def scans_in(folder: Path) -> list[Path]:
 # the same in this process or in a child (see _run_child / _child_main).
 
 
-def _peak_rss_mib() -> float | None:
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory, MiB. On Linux VmHWM, the high-water mark of this
+    process image alone: ru_maxrss would do, except that in a child started by vfork (as
+    subprocess does) it also counts the parent's peak, which the kernel records at exec."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     try:
         import resource  # noqa: PLC0415 - POSIX only
     except ImportError:
@@ -191,10 +201,13 @@ def _write_through(job, scan, settings: RunSettings) -> None:
 def _phase_io_floor_serial(spec: dict) -> dict:
     settings = _run_settings(spec)
     jobs = _jobs(settings)
+    pixels = 0
     clock = _Clock()
     for job in jobs:
-        _write_through(job, _read(job, settings), settings)
-    return {**clock.read(), "files": len(jobs), "threads": {"readers": 1, "writers": 0}}
+        scan = _read(job, settings)
+        pixels += scan.gray.size
+        _write_through(job, scan, settings)
+    return {**clock.read(), "files": len(jobs), "megapixels": pixels / 1e6, "threads": {"readers": 1, "writers": 0}}
 
 
 def _phase_io_floor(spec: dict) -> dict:
@@ -205,6 +218,7 @@ def _phase_io_floor(spec: dict) -> dict:
     slots = threading.Semaphore(es.in_flight)
     writes: list[Future] = []
     lock = threading.Lock()
+    pixels = [0]
 
     def write(job, scan) -> None:
         try:
@@ -222,6 +236,7 @@ def _phase_io_floor(spec: dict) -> dict:
                 slots.release()
                 raise
             with lock:
+                pixels[0] += scan.gray.size
                 writes.append(writers.submit(write, job, scan))
 
         with ThreadPoolExecutor(es.readers, thread_name_prefix="read") as readers:
@@ -234,7 +249,7 @@ def _phase_io_floor(spec: dict) -> dict:
     timing = clock.read()
     for f in writes:
         f.result()
-    return {**timing, "files": len(jobs), "threads": {"readers": es.readers, "writers": es.writers}}
+    return {**timing, "files": len(jobs), "megapixels": pixels[0] / 1e6, "threads": {"readers": es.readers, "writers": es.writers}}
 
 
 def _load(spec: dict):
@@ -253,15 +268,17 @@ def _load(spec: dict):
     return settings, model, es, load_s
 
 
-def _working(settings: RunSettings, model, jobs: list) -> list[np.ndarray]:
+def _working(settings: RunSettings, model, jobs: list) -> tuple[list[np.ndarray], int]:
+    """Every scan's working L* as the engine's readers make it, and the scans' total pixel count."""
     from .inference import working_lightness, working_shape  # noqa: PLC0415
 
     render = settings.color.render_size or model.render_size
-    out = []
+    out, pixels = [], 0
     for job in jobs:
         gray = _read(job, settings).gray
+        pixels += gray.size
         out.append(working_lightness(gray, working_shape(*gray.shape, render)))
-    return out
+    return out, pixels
 
 
 def _predict_batches(model, lightness: list[np.ndarray], color: ColorSettings, batch_size: int) -> list[np.ndarray]:
@@ -296,11 +313,11 @@ def _warm_up(model, lightness: np.ndarray, color: ColorSettings, batch_size: int
 def _phase_network(spec: dict) -> dict:
     settings, model, es, load_s = _load(spec)
     jobs = _jobs(settings)
-    lightness = _working(settings, model, jobs)
+    lightness, pixels = _working(settings, model, jobs)
     _warm_up(model, lightness[0], settings.color, es.batch_size)
     clock = _Clock()
     _predict_batches(model, lightness, settings.color, es.batch_size)
-    return {**clock.read(), "files": len(jobs), "model_load_s": load_s,
+    return {**clock.read(), "files": len(jobs), "megapixels": pixels / 1e6, "model_load_s": load_s,
             "working_shape": list(lightness[0].shape), "threads": {"torch": es.torch_threads or None, "batch": es.batch_size}}
 
 
@@ -309,14 +326,14 @@ def _phase_end_to_end(spec: dict) -> dict:
 
     settings, model, es, load_s = _load(spec)
     jobs = _jobs(settings)
-    _warm_up(model, _working(settings, model, jobs[:1])[0], settings.color, es.batch_size)
+    _warm_up(model, _working(settings, model, jobs[:1])[0][0], settings.color, es.batch_size)
     clock = _Clock()
     result = run(settings, model)
     timing = clock.read()
     if result.counts["failed"] or result.counts["done"] != len(jobs):
         first = result.failures[0] if result.failures else ("?", "not all files were done")
         raise BenchError(f"the run did not colorize every scan ({result.counts}): {first[0]}: {first[1]}")
-    return {**timing, "engine_seconds": result.seconds, "files": len(jobs), "model_load_s": load_s,
+    return {**timing, "engine_seconds": result.seconds, "files": len(jobs), "megapixels": result.megapixels, "model_load_s": load_s,
             "threads": {"readers": es.readers, "writers": es.writers, "torch": es.torch_threads or None,
                         "batch": es.batch_size, "in_flight": es.in_flight}}
 
@@ -333,6 +350,7 @@ def _phase_stages(spec: dict) -> dict:
     c, o = settings.color, settings.output
     render = c.render_size or model.render_size
     totals: dict[str, float] = {}
+    pixels = 0
 
     def timed(name: str, fn: Callable):
         t = time.perf_counter()
@@ -340,10 +358,11 @@ def _phase_stages(spec: dict) -> dict:
         totals[name] = totals.get(name, 0.0) + time.perf_counter() - t
         return value
 
-    _warm_up(model, _working(settings, model, jobs[:1])[0], c, 1)
+    _warm_up(model, _working(settings, model, jobs[:1])[0][0], c, 1)
     clock = _Clock()
     for job in jobs:
         scan = timed("decode (read_scan)", lambda: _read(job, settings))
+        pixels += scan.gray.size
         small = timed("working L* (resize)", lambda: working_lightness(scan.gray, working_shape(*scan.gray.shape, render)))
         ab = timed("network (batch of 1)", lambda: _predict_batches(model, [small], c, 1)[0])
         dtype = out_dtype(scan.bit_depth, job.out_fmt, o.bit_depth)
@@ -358,6 +377,7 @@ def _phase_stages(spec: dict) -> dict:
         timed("sha256 input + output", lambda: (sha256_file(job.input), sha256_file(job.output)))
         scan = rgb = None  # let the next file's decode reuse the memory
     return {"seconds": sum(v for k, v in totals.items() if "not used" not in k), "cpu_seconds": clock.read()["cpu_seconds"], "files": len(jobs),
+            "megapixels": pixels / 1e6,
             "steps": {k: round(v, 4) for k, v in totals.items()}}
 
 
@@ -373,7 +393,7 @@ _PHASE_FUNCS: dict[str, Callable[[dict], dict]] = {
 def _run_phase(phase: str, spec: dict, isolate: bool) -> dict:
     if not isolate:
         out = _PHASE_FUNCS[phase](spec)
-        out["peak_rss_mib"] = _peak_rss_mib()
+        out["peak_rss_mib"] = peak_rss_mib()
         return out
     return _run_child(phase, spec)
 
@@ -397,7 +417,7 @@ def _run_child(phase: str, spec: dict) -> dict:
 def _child_main() -> None:
     job = json.loads(Path(sys.argv[1]).read_text())
     out = _PHASE_FUNCS[job["phase"]](job["spec"])
-    out["peak_rss_mib"] = _peak_rss_mib()
+    out["peak_rss_mib"] = peak_rss_mib()
     Path(job["result"]).write_text(json.dumps(out))
 
 
@@ -481,8 +501,6 @@ def run_bench(
         staged = _stage_inputs(scans, root / "input")
         random = settings.weights is None and not DEFAULT_WEIGHTS.is_file()
         weights = _random_weights(root) if random else Path(settings.weights or DEFAULT_WEIGHTS)
-        sizes = [Image.open(p).size for p in staged]
-        megapixels = sum(w * h for w, h in sizes) / 1e6
         base = {"input_root": str(root / "input"), "weights": str(weights), "color": asdict(settings.color),
                 "output": asdict(settings.output), "runtime": asdict(settings.runtime)}
         runs: dict[str, list[dict]] = {p: [] for p in order}
@@ -492,6 +510,7 @@ def run_bench(
                 runs[phase].append(_run_phase(phase, {**base, "out_root": str(out_root)}, isolate))
                 shutil.rmtree(out_root, ignore_errors=True)
 
+    megapixels = max(x["megapixels"] for results in runs.values() for x in results)  # every phase decodes every scan
     phase_results = {}
     for phase, results in runs.items():
         best = min(results, key=lambda x: x["seconds"])
@@ -610,5 +629,6 @@ def bench_main(
     else:
         Console().print(bench_table(result))
         if ratio is not None:
-            Console().print(f"end to end takes {ratio:.2f}x the I/O floor; peak resident memory {result['peak_rss_mib']:.0f} MiB")
+            peak = f"; peak resident memory {result['peak_rss_mib']:.0f} MiB" if result["peak_rss_mib"] else ""
+            Console().print(f"end to end takes {ratio:.2f}x the I/O floor{peak}")
     return 1 if max_ratio is not None and ratio is not None and ratio > max_ratio else 0

@@ -118,6 +118,21 @@ def calibrate(
     typer.echo(json.dumps({"chosen": meta["calibration"], "weights": str(out), "sha256": digest}, indent=1))
 
 
+manifest_app = typer.Typer(help="Work with run manifests.", no_args_is_help=True)
+app.add_typer(manifest_app, name="manifest")
+
+
+@manifest_app.command("merge")
+def manifest_merge(
+    shards: list[Path] = typer.Argument(..., help="Shard manifests (manifest.K-of-N.jsonl)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Merged manifest, e.g. <out>/manifest.jsonl."),
+) -> None:
+    """Combine shard manifests into one, so an unsharded rerun or `colorize report` sees every shard's work."""
+    from .commands import merge_command  # noqa: PLC0415
+
+    raise typer.Exit(merge_command(shards, out))
+
+
 @app.command()
 def report(
     out: Path = typer.Argument(..., help="Output folder of a finished run."),

@@ -180,10 +180,16 @@ class Engine:
             job.output, rgb, scan.alpha, job.out_fmt, s.output.quality, scan.meta,
             keep_times_from=job.input if s.output.keep_times else None, model_name=self.model_name,
         )
-        review = self.thumbnails.add(job.rel.as_posix(), scan.gray, rgb) if self.thumbnails is not None else None
+        notes = list(scan.notes) + list(notes)
+        review = None
+        if self.thumbnails is not None:  # the output is written: a thumbnail problem is only a note
+            try:
+                review = self.thumbnails.add(job.rel.as_posix(), scan.gray, rgb)
+            except Exception as err:  # noqa: BLE001
+                notes.append(f"no review thumbnail: {_describe(err)}")
         ost = os.stat(job.output)
-        return self._record(item, plan, run_id, "done", None, notes=list(scan.notes) + list(notes),
-                            output_sha256=sha256_file(job.output), output_size=ost.st_size, output_mtime=ost.st_mtime, review=review)
+        return self._record(item, plan, run_id, "done", None, notes=notes, output_sha256=sha256_file(job.output),
+                            output_size=ost.st_size, output_mtime=ost.st_mtime, review=review)
 
     def _record(self, item: _Loaded, plan: Plan, run_id: str, status: str, reason: str | None, **extra: object) -> FileRecord:
         job, scan, st = item.job, item.scan, item.input_stat
@@ -196,11 +202,7 @@ class Engine:
             mode=scan.mode if scan else None, seconds=round(time.perf_counter() - item.started, 3),
             run_id=run_id, settings_key=plan.settings_key,
         )
-        review = extra.pop("review", None)
-        rec = FileRecord(**fields, **extra)  # type: ignore[arg-type]
-        if review is not None and hasattr(rec, "review"):
-            rec.review = review  # type: ignore[attr-defined]
-        return rec
+        return FileRecord(**fields, **extra)  # type: ignore[arg-type]
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self, plan: Plan, argv: list[str], stop: StopFlag | None = None) -> RunResult:

@@ -118,8 +118,14 @@ def icc_color_space(icc: bytes | None) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def srgb_profile() -> bytes:
-    """The sRGB profile every output is tagged with (built by LittleCMS, so no file is shipped)."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """The sRGB profile every output is tagged with (built by LittleCMS, so no file is shipped).
+
+    LittleCMS stamps the profile with the time it was made; a fixed date (and no profile ID,
+    which covers the date) keeps outputs byte-identical from one run to the next."""
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    icc[24:36] = struct.pack(">6H", 2026, 1, 1, 0, 0, 0)  # ICC header: creation date and time
+    icc[84:100] = bytes(16)  # profile ID: all zeros means "not computed"
+    return bytes(icc)
 
 
 def one_line(err: BaseException | str) -> str:
