@@ -213,9 +213,9 @@ def _phase_io_floor_serial(spec: dict) -> dict:
 def _phase_io_floor(spec: dict) -> dict:
     """Readers decode, writers encode, at most `in_flight` scans held: the engine's shape, minus the network."""
     settings = _run_settings(spec)
-    es = _engine_settings(settings)
+    es = spec["engine"]  # the engine's counts, worked out by the parent: no torch import here
     jobs = _jobs(settings)
-    slots = threading.Semaphore(es.in_flight)
+    slots = threading.Semaphore(es["in_flight"])
     writes: list[Future] = []
     lock = threading.Lock()
     pixels = [0]
@@ -227,7 +227,7 @@ def _phase_io_floor(spec: dict) -> dict:
             slots.release()
 
     clock = _Clock()
-    with ThreadPoolExecutor(es.writers, thread_name_prefix="write") as writers:
+    with ThreadPoolExecutor(es["writers"], thread_name_prefix="write") as writers:
 
         def read(job) -> None:
             try:
@@ -239,7 +239,7 @@ def _phase_io_floor(spec: dict) -> dict:
                 pixels[0] += scan.gray.size
                 writes.append(writers.submit(write, job, scan))
 
-        with ThreadPoolExecutor(es.readers, thread_name_prefix="read") as readers:
+        with ThreadPoolExecutor(es["readers"], thread_name_prefix="read") as readers:
             reads = []
             for job in jobs:
                 slots.acquire()
@@ -249,7 +249,7 @@ def _phase_io_floor(spec: dict) -> dict:
     timing = clock.read()
     for f in writes:
         f.result()
-    return {**timing, "files": len(jobs), "megapixels": pixels[0] / 1e6, "threads": {"readers": es.readers, "writers": es.writers}}
+    return {**timing, "files": len(jobs), "megapixels": pixels[0] / 1e6, "threads": {"readers": es["readers"], "writers": es["writers"]}}
 
 
 def _load(spec: dict):
@@ -503,6 +503,7 @@ def run_bench(
         weights = _random_weights(root) if random else Path(settings.weights or DEFAULT_WEIGHTS)
         base = {"input_root": str(root / "input"), "weights": str(weights), "color": asdict(settings.color),
                 "output": asdict(settings.output), "runtime": asdict(settings.runtime)}
+        base["engine"] = asdict(_engine_settings(_run_settings({**base, "out_root": str(root / "out")})))
         runs: dict[str, list[dict]] = {p: [] for p in order}
         for r in range(repeats):
             for phase in order:
@@ -533,7 +534,8 @@ def run_bench(
         "input_mib": round(sum(p.stat().st_size for p in scans) / (1 << 20), 2),
         "cpu_count": os.cpu_count(),
         "model": _model_fields(weights, random),
-        "settings": {"color": asdict(settings.color), "output": asdict(settings.output), "runtime": asdict(settings.runtime)},
+        "settings": {"color": asdict(settings.color), "output": asdict(settings.output), "runtime": asdict(settings.runtime),
+                     "engine": base["engine"]},
         "repeats": repeats,
         "isolated": isolate,
         "phases": phase_results,
@@ -545,12 +547,13 @@ def run_bench(
 # ----------------------------------------------------------------------------------- display
 
 _LABELS = {
-    "io_floor": "I/O floor (decode + encode, engine's threads)",
-    "io_floor_serial": "I/O floor, one thread",
+    "io_floor": "I/O floor",
+    "io_floor_serial": "I/O floor, 1 thread",
     "network": "network alone",
-    "end_to_end": "end to end (colorize-dir)",
-    "stages": "steps, one file at a time",
+    "end_to_end": "end to end",
 }
+_CAPTION = ("I/O floor: decode + gray-as-RGB encode of the same files, same format and quality, with the engine's "
+            "reader/writer threads. End to end: colorize-dir's engine. CPU s: all threads' CPU time.")
 
 
 def bench_table(result: dict):
@@ -560,7 +563,7 @@ def bench_table(result: dict):
     r = result
     title = (f"colorize bench: {r['files']} scans, {r['megapixels']:.1f} MP, {r['input_mib']:.1f} MiB in, "
              f"{r['cpu_count']} CPUs, model: {r['model']['name']}")
-    table = Table(title=title)
+    table = Table(title=title, caption=_CAPTION)
     for col in ("phase", "seconds", "images/s", "MP/s", "x I/O floor", "CPU s", "peak RSS MiB"):
         table.add_column(col, justify="left" if col == "phase" else "right")
     floor = r["phases"].get("io_floor", {}).get("seconds")
@@ -573,6 +576,7 @@ def bench_table(result: dict):
                       f"{p['cpu_seconds']:.2f}", rss)
     stages = r["phases"].get("stages")
     if stages:
+        table.add_row("steps, one file at a time:", "", "", "", "", "", "")
         for step, secs in stages["steps"].items():
             table.add_row(f"  {step}", f"{secs:.2f}", "", "", f"{secs / floor:.2f}" if floor else "-", "", "")
     return table

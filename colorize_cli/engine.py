@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import os
 import queue
-import re
 import signal
 import threading
 import time
@@ -31,7 +30,8 @@ import torch
 from .discover import Job
 from .imaging import ImageError, Scan, WriteError, read_scan, write_image
 from .inference import Predictor, predict_working_ab, working_lightness, working_shape
-from .manifest import FileRecord, ManifestWriter, end_record, new_run_id, run_header, sha256_file
+from .fsutil import sha256_file, temp_target
+from .manifest import FileRecord, ManifestWriter, end_record, new_run_id, run_header
 from .plan import Plan
 from .color import colorize_full_res
 
@@ -367,8 +367,6 @@ class Engine:
 
 
 _SIGNAL_NAMES = ("SIGINT", "SIGTERM")
-# imaging._create_temp names a temp file '.<output name>.<8 hex>.tmp'
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.tmp$")
 
 
 def remove_stale_temps(outputs: Iterable[Path]) -> int:
@@ -385,8 +383,7 @@ def remove_stale_temps(outputs: Iterable[Path]) -> int:
         except OSError:  # not created yet, or unreadable: nothing of ours can be there
             continue
         for entry in entries:
-            m = _TEMP_NAME.match(entry.name)
-            if m and m.group("name") in wanted:
+            if temp_target(entry.name) in wanted:
                 try:
                     os.unlink(entry.path)
                     removed += 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import io
 import os
-import secrets
 import struct
 import zlib
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import piexif
 from PIL import Image, ImageCms, ImageFile
 
 from colorize_cli import color
+from colorize_cli.fsutil import atomic_output
 from colorize_cli.metadata import Carried, Metadata, carry, describe_icc, extract, one_line, photoshop_irb
 from colorize_cli.metadata import rational, sort_ifd_entries
 
@@ -449,56 +449,16 @@ def _match_depth(alpha: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _atomic_write(path: Path, encode: Callable[[BinaryIO], None], times: tuple[int, int] | None) -> None:
-    """Temp file next to the target, fsync, os.replace: the final name only ever shows a
-    complete file. On failure the temp file is removed and a WriteError says why."""
-    tmp: Path | None = None
+    """The final name only ever shows a complete file (fsutil.atomic_output); on failure the
+    temp file is gone and a WriteError says why."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _create_temp(path)
-        with os.fdopen(fd, "wb") as fp:
+        with atomic_output(path, times_ns=times) as fp:
             encode(fp)
-            fp.flush()
-            os.fsync(fp.fileno())
-        if times is not None:  # (atime, mtime) in ns, set before the file gets its name
-            os.utime(tmp, ns=times)
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
-    except BaseException as err:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        if isinstance(err, Exception) and not isinstance(err, WriteError):
-            raise WriteError(_write_reason(err)) from err
+    except WriteError:
         raise
-
-
-def _create_temp(path: Path) -> tuple[int, Path]:
-    """A new hidden '.name.XXXX.tmp' in the target's folder. Opened with mode 0o666 so the
-    umask, not mkstemp's 0o600, decides the final file's permissions."""
-    for _ in range(100):
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable; not every platform or file system allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    except Exception as err:
+        raise WriteError(_write_reason(err)) from err
 
 
 def _write_reason(err: Exception) -> str:

@@ -42,7 +42,6 @@ import os
 import secrets
 import socket
 import stat as stat_module
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from colorize_cli import __version__
+from colorize_cli.fsutil import atomic_output, sha256_file
 
 # POSIX. On Windows the lock degrades to O_EXCL only: a stale lock must be deleted by hand.
 try:
@@ -82,15 +82,6 @@ _CHUNK = 1 << 20
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = _CHUNK) -> str:
-    """Hex sha256 of a file, read in chunks so a 2 GB TIFF never sits in memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def utc_now_iso() -> str:
@@ -560,35 +551,12 @@ def merge_manifests(
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for rec in headers:
-                f.write(_encode_line(rec))
-            for rec in files.values():
-                f.write(_encode_line(rec))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(dest.parent)
+    with atomic_output(dest) as f:
+        for rec in headers:
+            f.write(_encode_line(rec))
+        for rec in files.values():
+            f.write(_encode_line(rec))
     return MergeSummary(runs=len(headers), files=len(files), bad_lines=len(bad) + malformed)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable; not possible (nor needed) on every platform."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- lock

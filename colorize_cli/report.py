@@ -35,7 +35,6 @@ import html
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +46,7 @@ from PIL import Image
 
 from colorize_cli import __version__
 from colorize_cli.color import gray_to_lightness, rgb_to_lab
+from colorize_cli.fsutil import atomic_output
 from colorize_cli.manifest import FileRecord, ResumeIndex, read_manifest, utc_now_iso
 
 REPORT_NAME = "report.html"
@@ -259,15 +259,8 @@ class ThumbnailWriter:
         }
 
     def _save(self, image: np.ndarray, dest: Path) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                Image.fromarray(image).save(f, format="JPEG", quality=self.quality)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; thumbnails are meant to be shared
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(dest, durable=False) as f:  # cheap to remake: no fsync
+            Image.fromarray(image).save(f, format="JPEG", quality=self.quality)
 
 
 # --------------------------------------------------------------------------- the page
@@ -526,17 +519,8 @@ def _render_page(title: str, summary: str, data: Mapping[str, Any]) -> str:
 
 def _atomic_write(dest: Path, payload: bytes) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the page is meant to be shared
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(dest) as f:
+        f.write(payload)
 
 
 _PAGE = """<!DOCTYPE html>

@@ -393,7 +393,9 @@ def test_resume_speed_100k_done_files(tmp_path: Path) -> None:
     print(f"\nresume over {n_records} done records: load {loaded:.2f} s, total {elapsed:.2f} s")
     assert len(index) == n_records
     assert decisions.count(("skip", "already done")) == n_records
-    assert elapsed < 10.0
+    # "seconds, not minutes": about 3 s on an idle 2-core machine; the bound leaves room for a
+    # machine shared with a training run, and still fails long before a hashing resume would.
+    assert elapsed < 20.0
 
 
 # --------------------------------------------------------------------------- lock

@@ -8,16 +8,16 @@ instead of a model that silently colours badly.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from ..fsutil import atomic_output, sha256_file
 from . import build
 from .paths import DEFAULT_WEIGHTS
 
@@ -35,14 +35,6 @@ class ModelInfo:
     meta: dict
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_weights(model: nn.Module, arch: str, path: Path, meta: dict | None = None, half: bool = True) -> str:
     """Write model weights (fp16 by default, to keep the shipped file small) and the digest."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,10 +43,9 @@ def save_weights(model: nn.Module, arch: str, path: Path, meta: dict | None = No
         for k, v in model.state_dict().items()
         if not k.endswith("num_batches_tracked")
     }
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata={"arch": arch, "meta": json.dumps(meta or {})})
-    tmp.replace(path)
-    digest = sha256_of(path)
+    with atomic_output(path) as f:
+        f.write(save(state, metadata={"arch": arch, "meta": json.dumps(meta or {})}))
+    digest = sha256_file(path)
     path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
     return digest
 
@@ -68,7 +59,7 @@ def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> 
     if not digest_file.is_file():
         raise WeightsError(f"no checksum beside the weights: {digest_file} is missing")
     expected = digest_file.read_text().split()[0].lower() if digest_file.read_text().split() else ""
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise WeightsError(f"weights file is damaged: sha256 {actual[:12]}... does not match {digest_file.name} ({expected[:12]}...)")
     try:
