@@ -10,10 +10,11 @@ One invocation measures, on the same files with the same settings:
     end_to_end        api.run on the folder: the real engine, manifest, hashing and all
     stages            (optional) one file at a time, a timer around each step of the real path
 
-Each phase runs in a child process of its own, so its peak resident memory (ru_maxrss) is its own
-and no phase inherits another's heap, caches or thread pools. With `repeats` > 1 the phases are
-interleaved (a b c, a b c, ...) and each one's fastest run is kept: background load then hurts
-every phase alike instead of whichever happened to run during it.
+Each phase runs in a child process of its own, so its peak resident memory is its own and no phase
+inherits another's heap, caches or thread pools. Wall and CPU seconds are both reported: on a shared
+machine the wall time depends on the neighbours, the CPU time much less. With `repeats` > 1 the
+phases are interleaved (a b c, a b c, ...) and each one's fastest run is kept, so background load
+hurts every phase alike instead of whichever happened to run during it.
 """
 
 from __future__ import annotations
@@ -30,11 +31,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from .settings import ColorSettings, OutputSettings, RunSettings, RuntimeSettings
+
+if TYPE_CHECKING:  # the heavy modules load inside the phases that need them
+    from rich.table import Table
+
+    from .api import Colorizer
+    from .discover import Job
+    from .engine import EngineSettings
+    from .imaging import Scan
 
 PHASES = ("io_floor_serial", "io_floor", "network", "end_to_end")
 _SCAN_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
@@ -137,13 +147,13 @@ class _Clock:
 def _run_settings(spec: dict) -> RunSettings:
     return RunSettings(
         input_root=Path(spec["input_root"]), out_root=Path(spec["out_root"]),
-        weights=Path(spec["weights"]) if spec.get("weights") else None,
+        weights=Path(spec["weights"]) if spec.get("weights") else None, allow_outside_root=True,  # staged links
         color=ColorSettings(**spec["color"]), output=OutputSettings(**spec["output"]),
         runtime=RuntimeSettings(**spec["runtime"]), quiet=True,
     )
 
 
-def _jobs(settings: RunSettings) -> list:
+def _jobs(settings: RunSettings) -> list[Job]:
     """The run's own jobs (output paths and formats), as the engine would get them."""
     from .discover import DiscoverOptions, discover  # noqa: PLC0415
 
@@ -151,7 +161,7 @@ def _jobs(settings: RunSettings) -> list:
     return jobs
 
 
-def _engine_settings(settings: RunSettings):
+def _engine_settings(settings: RunSettings) -> EngineSettings:
     from .devices import resolve_device  # noqa: PLC0415
     from .engine import default_engine_settings  # noqa: PLC0415
 
@@ -165,7 +175,7 @@ def out_dtype(scan_bit_depth: int, out_fmt: str, bit_depth: str) -> type:
     return np.uint16 if sixteen and out_fmt in ("PNG", "TIFF") else np.uint8
 
 
-def _gray_rgb(scan, job, output: OutputSettings) -> np.ndarray:
+def _gray_rgb(scan: Scan, job: Job, output: OutputSettings) -> np.ndarray:
     """The scan's gray as RGB, in the dtype the engine would write for it (no colour maths)."""
     gray = scan.gray
     dtype = out_dtype(scan.bit_depth, job.out_fmt, output.bit_depth)
@@ -179,7 +189,7 @@ def _gray_rgb(scan, job, output: OutputSettings) -> np.ndarray:
     return rgb
 
 
-def _read(job, settings: RunSettings):
+def _read(job: Job, settings: RunSettings) -> Scan:
     """read_scan, with the file named in the error: a benchmark needs every scan to work."""
     from .imaging import ImageError, read_scan  # noqa: PLC0415
 
@@ -189,7 +199,7 @@ def _read(job, settings: RunSettings):
         raise BenchError(f"{job.rel}: {err}") from None
 
 
-def _write_through(job, scan, settings: RunSettings) -> None:
+def _write_through(job: Job, scan: Scan, settings: RunSettings) -> None:
     """The floor's write: the engine's write_image call, with the gray where the colour would be."""
     from .imaging import write_image  # noqa: PLC0415
 
@@ -220,7 +230,7 @@ def _phase_io_floor(spec: dict) -> dict:
     lock = threading.Lock()
     pixels = [0]
 
-    def write(job, scan) -> None:
+    def write(job: Job, scan: Scan) -> None:
         try:
             _write_through(job, scan, settings)
         finally:
@@ -229,7 +239,7 @@ def _phase_io_floor(spec: dict) -> dict:
     clock = _Clock()
     with ThreadPoolExecutor(es["writers"], thread_name_prefix="write") as writers:
 
-        def read(job) -> None:
+        def read(job: Job) -> None:
             try:
                 scan = _read(job, settings)
             except BaseException:
@@ -252,7 +262,7 @@ def _phase_io_floor(spec: dict) -> dict:
     return {**timing, "files": len(jobs), "megapixels": pixels[0] / 1e6, "threads": {"readers": es["readers"], "writers": es["writers"]}}
 
 
-def _load(spec: dict):
+def _load(spec: dict) -> tuple[RunSettings, Colorizer, EngineSettings, float]:
     """The model as a run loads it, with torch's thread count set as the engine sets it."""
     import torch  # noqa: PLC0415
 
@@ -268,7 +278,7 @@ def _load(spec: dict):
     return settings, model, es, load_s
 
 
-def _working(settings: RunSettings, model, jobs: list) -> tuple[list[np.ndarray], int]:
+def _working(settings: RunSettings, model: Colorizer, jobs: list[Job]) -> tuple[list[np.ndarray], int]:
     """Every scan's working L* as the engine's readers make it, and the scans' total pixel count."""
     from .inference import working_lightness, working_shape  # noqa: PLC0415
 
@@ -281,7 +291,7 @@ def _working(settings: RunSettings, model, jobs: list) -> tuple[list[np.ndarray]
     return out, pixels
 
 
-def _predict_batches(model, lightness: list[np.ndarray], color: ColorSettings, batch_size: int) -> list[np.ndarray]:
+def _predict_batches(model: Colorizer, lightness: list[np.ndarray], color: ColorSettings, batch_size: int) -> list[np.ndarray]:
     """a*b* for every working L*, in batches of batch_size scans; scans of one shape share a
     network call when untiled, as Engine._predict does."""
     from .inference import predict_working_ab  # noqa: PLC0415
@@ -304,7 +314,7 @@ def _predict_batches(model, lightness: list[np.ndarray], color: ColorSettings, b
     return out
 
 
-def _warm_up(model, lightness: np.ndarray, color: ColorSettings, batch_size: int) -> None:
+def _warm_up(model: Colorizer, lightness: np.ndarray, color: ColorSettings, batch_size: int) -> None:
     """One untimed pass, so one-off costs (allocator growth, kernel selection) are not charged
     to a few-file benchmark; a real run amortises them over thousands of files."""
     _predict_batches(model, [lightness] * batch_size, color, batch_size)
@@ -343,7 +353,7 @@ def _phase_stages(spec: dict) -> dict:
     from .color import colorize_full_res  # noqa: PLC0415
     from .imaging import write_image  # noqa: PLC0415
     from .inference import working_lightness, working_shape  # noqa: PLC0415
-    from .manifest import sha256_file  # noqa: PLC0415
+    from .fsutil import sha256_file  # noqa: PLC0415
 
     settings, model, es, _ = _load(spec)
     jobs = _jobs(settings)
@@ -425,14 +435,15 @@ def _child_main() -> None:
 
 
 def _stage_inputs(scans: Sequence[Path], folder: Path) -> list[Path]:
-    """Give the scans a folder of their own (hard links, else copies), so the run and the floor see
-    exactly these files, and read each once so both start from a warm page cache."""
+    """Give the scans a folder of their own (symbolic links, else copies), so the run and the floor
+    see exactly these files, and read each once so both start from a warm page cache. Links leave
+    the originals untouched (a hard link would change their ctime)."""
     folder.mkdir(parents=True)
     staged = []
     for i, src in enumerate(scans):
         dst = folder / f"{i:05d}-{src.name}"
         try:
-            os.link(src, dst)
+            dst.symlink_to(src.resolve())
         except OSError:
             shutil.copyfile(src, dst)
         with open(dst, "rb") as f:
@@ -556,7 +567,7 @@ _CAPTION = ("I/O floor: decode + gray-as-RGB encode of the same files, same form
             "reader/writer threads. End to end: colorize-dir's engine. CPU s: all threads' CPU time.")
 
 
-def bench_table(result: dict):
+def bench_table(result: dict) -> Table:
     """A rich Table of a run_bench result."""
     from rich.table import Table  # noqa: PLC0415
 

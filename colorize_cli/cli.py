@@ -10,6 +10,15 @@ from typing import Optional
 
 import typer
 
+def _quiet_openmp() -> None:
+    """Idle OpenMP threads sleep instead of spinning. Torch's threads share the cores with our
+    decode/encode threads (and, on a shared machine, with others): spinning burned 2-3x the CPU
+    time for the same work in our measurements. Must run before torch is imported."""
+    import os  # noqa: PLC0415
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 app = typer.Typer(help="colorize-cli: give colour to scanned black-and-white photographs.", no_args_is_help=True, add_completion=False)
 
 
@@ -30,11 +39,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
 ) -> None:
     """Train a colorization model on folders of colour photos."""
-    import os  # noqa: PLC0415
-
-    # Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning burns the
-    # CPU-time budget without training (measured: 3x fewer steps per CPU-minute under load).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _quiet_openmp()
     from .training.data import CropSettings  # noqa: PLC0415
     from .training.loop import TrainConfig, train as run_training  # noqa: PLC0415
 
@@ -134,6 +139,33 @@ def manifest_merge(
 
 
 @app.command()
+def bench(
+    scans: Optional[Path] = typer.Option(None, help="Folder of scans to time (default: generate them)."),
+    count: int = typer.Option(20, help="How many scans to generate."),
+    megapixels: float = typer.Option(6.0, help="Size of each generated scan."),
+    seed: int = typer.Option(0),
+    weights: Optional[Path] = typer.Option(None, help="Weights file (default: the shipped model)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | mps"),
+    render_size: int = typer.Option(0, help="Long side the network sees (0: the model's default)."),
+    upsample: str = typer.Option("guided", help="guided | bilinear"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Output format (default: same as input)."),
+    quality: int = typer.Option(92),
+    batch_size: int = typer.Option(8),
+    repeats: int = typer.Option(1, help="Run the phases this many times, interleaved; the best is kept."),
+    stages: bool = typer.Option(False, "--stages", help="Also time each step of one file at a time."),
+    max_ratio: Optional[float] = typer.Option(None, help="Exit 1 when end-to-end / I/O floor exceeds this."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Time end to end against the I/O floor (decode + encode, no model) and the network alone, in one run."""
+    _quiet_openmp()
+    from .bench import bench_main  # noqa: PLC0415
+
+    raise typer.Exit(bench_main(scans=scans, count=count, megapixels=megapixels, seed=seed, weights=weights, device=device,
+                                render_size=render_size, upsample=upsample, fmt=fmt, quality=quality, batch_size=batch_size,
+                                repeats=repeats, stages=stages, json_out=json_out, max_ratio=max_ratio))
+
+
+@app.command()
 def report(
     out: Path = typer.Argument(..., help="Output folder of a finished run."),
     manifest: Optional[Path] = typer.Option(None, help="Manifest (default: <out>/manifest.jsonl)."),
@@ -207,6 +239,7 @@ def colorize_dir(
         if dry_run:
             _dry_run(settings, json_out)
             return
+        _quiet_openmp()
         from .commands import run_dir  # noqa: PLC0415
 
         code = run_dir(settings, json_out=json_out, argv=sys.argv)

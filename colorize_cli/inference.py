@@ -40,7 +40,8 @@ def working_lightness(gray: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     peak = 255.0 if gray.dtype == np.uint8 else 65535.0
     img = Image.fromarray(gray)
     if (img.height, img.width) != shape:
-        img = img.resize((shape[1], shape[0]), Image.BILINEAR, reducing_gap=3.0)
+        # Pillow's reduce() has no 16-bit mode: only 8-bit gray takes the fast pre-reduction
+        img = img.resize((shape[1], shape[0]), Image.BILINEAR, reducing_gap=3.0 if img.mode == "L" else None)
     return gray_to_lightness(np.asarray(img, dtype=np.float32) / peak)
 
 

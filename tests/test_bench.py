@@ -59,13 +59,13 @@ def test_floor_writes_the_bit_depth_the_engine_writes(fmt: str) -> None:
 
 def test_run_bench_measures_every_phase_on_the_same_files(tmp_path: Path, random_weights: Path) -> None:
     scans = make_scans(tmp_path / "scans", 3, megapixels=0.1, seed=0)
-    before = [_digest(p) for p in scans]
+    before = [(_digest(p), p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in scans]
     work = tmp_path / "work"
     work.mkdir()
     settings = BenchSettings(weights=random_weights, color=ColorSettings(render_size=64), runtime=RuntimeSettings(device="cpu"))
     r = run_bench(scans, settings, stages=True, isolate=False, workdir=work)
 
-    assert [_digest(p) for p in scans] == before  # originals untouched
+    assert [(_digest(p), p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in scans] == before  # originals untouched
     assert list(work.iterdir()) == []  # staged inputs and outputs cleaned up
     assert r["files"] == 3 and r["model"]["name"] == random_weights.stem and not r["model"]["random"]
     sizes = [Image.open(p).size for p in scans]
