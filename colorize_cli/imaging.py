@@ -421,7 +421,8 @@ def write_image(
     h, w = rgb.shape[:2]
     if fmt == "WEBP" and max(w, h) > _WEBP_MAX_SIDE:
         raise WriteError(f"image too large for WebP: {w}x{h} (max {_WEBP_MAX_SIDE} px a side)")
-    carried = carry(meta, fmt, w, h, model_name)
+    pixels, icc = _into_input_rgb_space(pixels, meta, fmt, notes)
+    carried = carry(meta, fmt, w, h, model_name, icc)
     notes += carried.notes
     times = None
     if keep_times_from is not None:
@@ -433,6 +434,29 @@ def write_image(
     encode = {"PNG": _encode_png, "TIFF": _encode_tiff}.get(fmt, _encode_pillow)
     _atomic_write(Path(path), lambda fp: encode(fp, pixels, fmt, quality, carried), times)
     return notes
+
+
+def _into_input_rgb_space(pixels: np.ndarray, meta: Metadata, fmt: str, notes: list[str]) -> tuple[np.ndarray, bytes | None]:
+    """An RGB input's ICC profile is kept: the (sRGB) result is converted into that profile's
+    space and tagged with it, so the output lives where the input did. A gray profile never
+    reaches an RGB file (None: tag sRGB). LittleCMS converts 8-bit data only; 16-bit results
+    stay sRGB, with a note."""
+    if meta.icc_color_space != "RGB" or fmt == "BMP":
+        return pixels, None
+    name = describe_icc(meta.icc_profile) or "embedded"
+    if name.lower().startswith("srgb"):
+        return pixels, meta.icc_profile
+    if pixels.dtype != np.uint8:
+        notes.append(f"RGB profile {name!r} not kept for 16-bit output: written as sRGB")
+        return pixels, None
+    mode = "RGBA" if pixels.shape[2] == 4 else "RGB"
+    try:
+        dest = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc_profile or b""))
+        img = ImageCms.profileToProfile(Image.fromarray(pixels, mode), ImageCms.createProfile("sRGB"), dest, outputMode=mode)
+    except Exception as err:  # noqa: BLE001 - a profile LittleCMS cannot use: stay sRGB
+        notes.append(f"RGB profile {name!r} not kept ({one_line(err)}): written as sRGB")
+        return pixels, None
+    return np.asarray(img), meta.icc_profile
 
 
 def to_8bit(a: np.ndarray) -> np.ndarray:

@@ -291,8 +291,10 @@ def colorized_marker(model_name: str) -> str:
     return f"[colorized by {SOFTWARE}, model {model_name or 'unknown'}]"
 
 
-def carry(meta: Metadata, fmt: str, width: int, height: int, model_name: str) -> Carried:
-    """Decide what an output of `fmt` (JPEG, PNG, TIFF, WEBP, BMP) and this size carries."""
+def carry(meta: Metadata, fmt: str, width: int, height: int, model_name: str, icc: bytes | None = None) -> Carried:
+    """Decide what an output of `fmt` (JPEG, PNG, TIFF, WEBP, BMP) and this size carries.
+    `icc` is the profile the pixels are in (the input's own RGB profile, when the writer kept
+    it); by default they are sRGB and tagged so."""
     fmt = fmt.upper()
     notes: list[str] = []
     if fmt == "BMP":
@@ -326,7 +328,7 @@ def carry(meta: Metadata, fmt: str, width: int, height: int, model_name: str) ->
             notes.append(f"text chunks dropped: {', '.join(dropped_keys)} ({fmt} has no text chunks)")
         text = {k: v for k, v in text.items() if k in kept}
 
-    return Carried(exif, srgb_profile(), meta.dpi, xmp, iptc, text, notes)
+    return Carried(exif, icc or srgb_profile(), meta.dpi, xmp, iptc, text, notes)
 
 
 def _empty_exif() -> dict:

@@ -159,6 +159,37 @@ def test_tiff_gray_icc_and_dpi(tmp_path, icc_profile):
     assert read_scan(tmp_path / "out.tif").meta.dpi == (1200.0, 1200.0)
 
 
+def test_rgb_input_profile_is_kept(tmp_path, icc_profile):
+    """An Adobe RGB scan's output is in Adobe RGB, tagged with the input's own profile; its
+    pixels are the sRGB result converted into that space (a neutral gray stays neutral)."""
+    adobe = icc_profile("compatibleWithAdobeRGB1998")
+    src = tmp_path / "toned.jpg"
+    gray = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (16, 1))
+    Image.fromarray(np.dstack([gray, gray, gray])).save(src, quality=95, icc_profile=adobe)
+    scan = read_scan(src)
+    assert scan.meta.icc_color_space == "RGB"
+    rgb = colourize(scan.gray)
+    for fmt, ext in [("JPEG", "jpg"), ("PNG", "png"), ("TIFF", "tif")]:
+        out = tmp_path / f"out.{ext}"
+        write_image(out, rgb, None, fmt, 95, scan.meta, model_name="m")
+        with Image.open(out) as im:
+            assert im.info.get("icc_profile") == adobe, fmt
+            written = np.asarray(im.convert("RGB"), dtype=np.int16)
+        expected = ImageCms.profileToProfile(Image.fromarray(rgb), ImageCms.createProfile("sRGB"),
+                                             ImageCms.ImageCmsProfile(io.BytesIO(adobe)), outputMode="RGB")
+        tolerance = 6 if fmt == "JPEG" else 0
+        assert np.abs(written - np.asarray(expected, dtype=np.int16)).max() <= tolerance, fmt
+    neutral = np.dstack([gray, gray, gray])
+    write_image(tmp_path / "n.png", neutral, None, "PNG", 95, scan.meta, model_name="m")
+    kept = np.asarray(Image.open(tmp_path / "n.png").convert("RGB"), dtype=np.int16)
+    assert np.abs(kept[..., 0] - kept[..., 1]).max() <= 2 and np.abs(kept[..., 1] - kept[..., 2]).max() <= 2
+    notes = write_image(tmp_path / "deep.png", rgb.astype(np.uint16) * 257, None, "PNG", 95, scan.meta, model_name="m")
+    assert any("not kept for 16-bit output" in n for n in notes)
+    with Image.open(tmp_path / "deep.png") as im:
+        assert b"sRGB" in im.info["icc_profile"] or "srgb" in ImageCms.getProfileDescription(
+            ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"]))).lower()
+
+
 def test_png_text_chunks(tmp_path):
     info = PngImagePlugin.PngInfo()
     info.add_text("Title", "Harbour")
