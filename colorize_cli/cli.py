@@ -88,7 +88,7 @@ def eval_cmd(
     for name, r in (("gray baseline", g), (model.info.name, m)):
         table.add_row(name, f"{r['mse']:.1f}", f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['ciede2000']:.3f}",
                       f"{r['colourfulness_pred']:.1f}", f"{r['colourfulness_ratio']:.3f}")
-    Console().print(table)
+    Console(width=max(110, Console().width)).print(table)
 
 
 @app.command()
