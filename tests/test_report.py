@@ -559,3 +559,31 @@ def test_fifty_thousand_rows_write_fast_and_page(tmp_path: Path) -> None:
     assert "page 20 of 20" in last_page.texts["pageinfo"]
     names = [row["text"]["name"] for row in last_page.rows]
     assert names == sorted(names)
+
+
+def test_a_real_run_with_report_shows_every_file_in_chromium(tmp_path: Path, random_weights: Path) -> None:
+    """End to end: `colorize-dir --report` on a small batch with one bad file, then the page as
+    headless Chromium renders it (file:// only, no network)."""
+    from typer.testing import CliRunner
+
+    from colorize_cli.cli import app
+
+    src, out = tmp_path / "scans", tmp_path / "color"
+    (src / "roll 2").mkdir(parents=True)
+    for i, rel in enumerate(("a.png", "roll 2/b.jpg", "roll 2/c.tif")):
+        Image.fromarray(scene(90, 120, i)).save(src / rel)
+    good = (src / "a.png").read_bytes()
+    Image.fromarray(scene(90, 120, 9)).save(src / "broken.png")
+    (src / "broken.png").write_bytes((src / "broken.png").read_bytes()[:200])  # truncated mid-data
+    result = CliRunner().invoke(app, ["dir", str(src), "--out", str(out), "--weights", str(random_weights),
+                                      "--render-size", "64", "--device", "cpu", "--report", "--quiet"])
+    assert result.exit_code == 1, result.output  # one file failed
+    assert (src / "a.png").read_bytes() == good
+    dom = rendered(tmp_path, out / REPORT_NAME)
+    by_name = {row["text"].get("name"): row for row in dom.rows}
+    assert set(by_name) == {"a.png", "roll 2/b.jpg", "roll 2/c.tif", "broken.png"}
+    assert by_name["broken.png"]["status"] == "failed"
+    assert "truncated" in by_name["broken.png"]["text"]["reason"].lower()
+    for rel in ("a.png", "roll 2/b.jpg", "roll 2/c.tif"):
+        assert by_name[rel]["status"] == "done"
+        assert len(by_name[rel]["imgs"]) == 2 and all((out / i["src"]).is_file() for i in by_name[rel]["imgs"])
