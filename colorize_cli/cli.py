@@ -245,6 +245,9 @@ def colorize_dir(
         code = run_dir(settings, json_out=json_out, argv=sys.argv)
     except UsageError as e:
         usage(str(e))
+    except KeyboardInterrupt:  # before the run's own handler is in place (loading, planning)
+        typer.echo("colorize-dir: interrupted before any file was started; rerun the same command to begin", err=True)
+        raise typer.Exit(130) from None
     raise typer.Exit(code)
 
 
