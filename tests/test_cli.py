@@ -135,3 +135,13 @@ def test_format_suffix_and_collisions(tmp_path: Path, random_weights: Path) -> N
     assert result.exit_code == 0, result.output
     made = sorted(p.name for p in out.glob("*.png"))
     assert len(made) == 2 and all(n.endswith(".png") for n in made) and all("_color" in n for n in made)
+
+
+def test_help_is_instant_and_torch_free() -> None:
+    code = (
+        "import sys; from colorize_cli.cli import dir_main; sys.argv=['colorize-dir','--help']\n"
+        "try: dir_main()\nexcept SystemExit: pass\nprint('TORCH', 'torch' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "--render-size" in proc.stdout and "--shard" in proc.stdout
+    assert "TORCH False" in proc.stdout
