@@ -292,25 +292,15 @@ def _working(settings: RunSettings, model: Colorizer, jobs: list[Job]) -> tuple[
 
 
 def _predict_batches(model: Colorizer, lightness: list[np.ndarray], color: ColorSettings, batch_size: int) -> list[np.ndarray]:
-    """a*b* for every working L*, in batches of batch_size scans; scans of one shape share a
-    network call when untiled, as Engine._predict does."""
-    from .inference import predict_working_ab  # noqa: PLC0415
+    """a*b* for every working L*, in batches of batch_size scans, exactly as the engine does."""
+    from .inference import predict_scans  # noqa: PLC0415
 
     out: list[np.ndarray] = []
     for start in range(0, len(lightness), batch_size):
-        batch = lightness[start : start + batch_size]
-        by_shape: dict[tuple[int, int], list[int]] = {}
-        for i, arr in enumerate(batch):
-            by_shape.setdefault(arr.shape, []).append(i)
-        got: list[np.ndarray | None] = [None] * len(batch)
-        for shape, idx in by_shape.items():
-            if max(shape) <= color.tile_size and len(idx) > 1:
-                for i, ab in zip(idx, model.predictor.predict([batch[i] for i in idx])):
-                    got[i] = ab
-            else:
-                for i in idx:
-                    got[i] = predict_working_ab(model.predictor, batch[i], color, batch_size)
-        out += got  # type: ignore[arg-type]
+        for ab in predict_scans(model.predictor, lightness[start : start + batch_size], color, batch_size):
+            if isinstance(ab, Exception):
+                raise ab
+            out.append(ab)
     return out
 
 

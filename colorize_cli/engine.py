@@ -29,7 +29,7 @@ import torch
 
 from .discover import Job
 from .imaging import ImageError, Scan, WriteError, read_scan, write_image
-from .inference import Predictor, predict_working_ab, working_lightness, working_shape
+from .inference import Predictor, predict_scans, working_lightness, working_shape
 from .fsutil import sha256_file, temp_target
 from .manifest import FileRecord, ManifestWriter, end_record, new_run_id, run_header
 from .plan import Plan
@@ -347,25 +347,9 @@ class Engine:
         return len(todo) - started
 
     def _predict(self, batch: list[_Loaded], s) -> list[np.ndarray | str]:
-        """a*b* for each scan of a batch; scans of the same working shape share network calls."""
-        out: list[np.ndarray | str] = [""] * len(batch)
-        by_shape: dict[tuple[int, int], list[int]] = {}
-        for i, it in enumerate(batch):
-            by_shape.setdefault(it.lightness.shape, []).append(i)  # type: ignore[union-attr]
-        for shape, idx in by_shape.items():
-            if max(shape) <= s.color.tile_size and len(idx) > 1:
-                try:
-                    for i, ab in zip(idx, self.predictor.predict([batch[i].lightness for i in idx])):
-                        out[i] = ab
-                    continue
-                except Exception:  # noqa: BLE001 - fall back to one scan at a time
-                    pass
-            for i in idx:
-                try:
-                    out[i] = predict_working_ab(self.predictor, batch[i].lightness, s.color, self.es.batch_size)  # type: ignore[arg-type]
-                except Exception as err:  # noqa: BLE001
-                    out[i] = _describe(err)
-        return out
+        """a*b* or a one-line failure reason for each scan of a batch."""
+        results = predict_scans(self.predictor, [it.lightness for it in batch], s.color, self.es.batch_size)  # type: ignore[misc]
+        return [_describe(r) if isinstance(r, Exception) else r for r in results]
 
 
 _SIGNAL_NAMES = ("SIGINT", "SIGTERM")

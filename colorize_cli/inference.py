@@ -49,15 +49,14 @@ def working_lightness(gray: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 class Piece:
     """One network input: a tile of one scan's working L*."""
 
-    owner: int  # index of the scan it belongs to
     tile: Tile
     lightness: np.ndarray  # (th, tw) float32 L*
 
 
-def cut(owner: int, lightness: np.ndarray, color: ColorSettings, stride: int) -> list[Piece]:
+def cut(lightness: np.ndarray, color: ColorSettings) -> list[Piece]:
     h, w = lightness.shape
     tiles = plan_tiles(h, w, color.tile_size, color.tile_overlap, stride=1) if max(h, w) > color.tile_size else [Tile(0, 0, h, w)]
-    return [Piece(owner, t, arr) for t, arr in zip(tiles, extract(lightness, tiles))]
+    return [Piece(t, arr) for t, arr in zip(tiles, extract(lightness, tiles))]
 
 
 def assemble(pieces: list[Piece], predictions: list[np.ndarray], shape: tuple[int, int], overlap: int) -> np.ndarray:
@@ -124,29 +123,55 @@ class Predictor:
             return self.predict(tiles[:half]) + self.predict(tiles[half:])
 
 
+def predict_many(predictor: Predictor, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """a*b* for working L* arrays of any shapes; those that pad to the same bucket share a
+    network call (and give what they would give alone)."""
+    out: list[np.ndarray] = [np.empty(0)] * len(arrays)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, a in enumerate(arrays):
+        groups.setdefault(predictor.bucket(a.shape), []).append(i)
+    for idx in groups.values():
+        for i, ab in zip(idx, predictor.predict([arrays[i] for i in idx])):
+            out[i] = ab
+    return out
+
+
 def predict_working_ab(predictor: Predictor, lightness: np.ndarray, color: ColorSettings, batch_size: int) -> np.ndarray:
     """a*b* for one scan's working L*, tiled and batched; re-tiles smaller when a tile won't fit."""
     tile_size = color.tile_size
     while True:
         settings = ColorSettings(**{**color.__dict__, "tile_size": tile_size})
-        pieces = cut(0, lightness, settings, predictor.stride)
+        pieces = cut(lightness, settings)
         try:
             preds: list[np.ndarray] = []
             for i in range(0, len(pieces), batch_size):
-                group = pieces[i : i + batch_size]
-                by_shape: dict[tuple[int, int], list[int]] = {}
-                for j, p in enumerate(group):
-                    by_shape.setdefault(predictor.bucket(p.lightness.shape), []).append(j)
-                out: list[np.ndarray | None] = [None] * len(group)
-                for idx in by_shape.values():
-                    for j, ab in zip(idx, predictor.predict([group[j].lightness for j in idx])):
-                        out[j] = ab
-                preds += out  # type: ignore[arg-type]
+                preds += predict_many(predictor, [p.lightness for p in pieces[i : i + batch_size]])
             return assemble(pieces, preds, lightness.shape, settings.tile_overlap)
         except TileTooLarge:
             if tile_size <= 2 * max(64, color.tile_overlap):
                 raise
             tile_size //= 2
+
+
+def predict_scans(predictor: Predictor, scans: list[np.ndarray], color: ColorSettings, batch_size: int) -> list[np.ndarray | Exception]:
+    """a*b* (or the error) for each of a batch of scans' working L*. Untiled scans of one bucket
+    share network calls; a tiled scan, or any scan after a failed shared call, goes alone, so
+    a bad scan fails by itself."""
+    out: list[np.ndarray | Exception] = [RuntimeError("not predicted")] * len(scans)
+    small = [i for i, a in enumerate(scans) if max(a.shape) <= color.tile_size]
+    if len(small) > 1:
+        try:
+            for i, ab in zip(small, predict_many(predictor, [scans[i] for i in small])):
+                out[i] = ab
+        except Exception:  # noqa: BLE001 - retried one scan at a time below
+            pass
+    for i, a in enumerate(scans):
+        if isinstance(out[i], Exception):
+            try:
+                out[i] = predict_working_ab(predictor, a, color, batch_size)
+            except Exception as err:  # noqa: BLE001 - the caller records it for this scan alone
+                out[i] = err
+    return out
 
 
 def colorize_gray(
