@@ -143,7 +143,7 @@ def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
 _FINV_KNEE = np.float32(6.0 / 29.0)  # f^-1 is t**3 above the knee, linear below it
 _FINV_SLOPE = np.float32(3.0 * (6.0 / 29.0) ** 2)  # slope of the linear part (tangent at the knee)
 _GAMUT_TINY = np.float32(1e-30)  # keeps max(d) > 0 > min(d) so the gamut ratios never divide by 0
-_STRIP_PIXELS = 100_000  # default strip size: its nine float32 scratch buffers stay in cache
+_STRIP_PIXELS = 64_000  # default strip size: its scratch buffers stay in cache (6 MP: 126 ms at 100k px, 119 ms at 64k)
 
 
 def _finv_inplace(t: np.ndarray, scratch_a: np.ndarray, scratch_b: np.ndarray) -> np.ndarray:
