@@ -237,16 +237,21 @@ def test_scan_from_image_matches_read_scan_and_leaves_image_open(tmp_path, patte
 # ------------------------------------------------------------------ reading: ICC
 
 
+def littlecms_gray(icc: bytes, g: np.ndarray) -> np.ndarray:
+    """The reference: LittleCMS's own gray -> sRGB conversion (unoptimised), as 8-bit gray."""
+    transform = ImageCms.buildTransform(
+        ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), "L", "RGB",
+        flags=ImageCms.Flags.NOOPTIMIZE,
+    )
+    return np.asarray(ImageCms.applyTransform(Image.fromarray(g), transform))[..., 1]
+
+
 @pytest.mark.parametrize("name", ["Gray", "Gray-CIE_L"])
 def test_gray_icc_converted_like_littlecms(tmp_path, icc_profile, name):
     icc = icc_profile(name)
     g = np.arange(256, dtype=np.uint8).reshape(16, 16)
     s = read_scan(_save(Image.fromarray(g), tmp_path / "g.tif", icc_profile=icc))
-    transform = ImageCms.buildTransform(
-        ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), "L", "RGB",
-        flags=ImageCms.Flags.NOOPTIMIZE,
-    )
-    expect = np.asarray(ImageCms.applyTransform(Image.fromarray(g), transform))[..., 1]
+    expect = littlecms_gray(icc, g)
     assert np.abs(s.gray.astype(np.int64) - expect).max() <= 1
     assert np.abs(s.gray.astype(np.int64) - g).max() > 5  # the profile really changed the tones
     assert any("converted to sRGB" in n for n in s.notes)
@@ -288,11 +293,7 @@ def test_gray_tone_curve_kinds_agree_with_littlecms(tmp_path, icc_profile, curve
     icc = _with_gray_curve(icc_profile("Gray"), curve)
     g = np.arange(256, dtype=np.uint8).reshape(16, 16)
     s = read_scan(_save(Image.fromarray(g), tmp_path / "g.png", icc_profile=icc))
-    transform = ImageCms.buildTransform(
-        ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), "L", "RGB",
-        flags=ImageCms.Flags.NOOPTIMIZE,
-    )
-    expect = np.asarray(ImageCms.applyTransform(Image.fromarray(g), transform))[..., 1]
+    expect = littlecms_gray(icc, g)
     assert np.abs(s.gray.astype(np.int64) - expect).max() <= 1
 
 
