@@ -213,7 +213,8 @@ def colorize_dir(
     Exit codes: 0 all done, 1 some files failed, 2 usage error, 130 interrupted."""
     import sys  # noqa: PLC0415
 
-    from .discover import UsageError, parse_shard  # noqa: PLC0415
+    from .errors import UsageError  # noqa: PLC0415
+    from .shards import parse_shard  # noqa: PLC0415
     from .settings import ColorSettings, OutputSettings, RunSettings, RuntimeSettings  # noqa: PLC0415
 
     def usage(msg: str) -> None:

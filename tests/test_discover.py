@@ -15,17 +15,12 @@ import pytest
 from PIL import Image
 
 import colorize_cli
-from colorize_cli.discover import (
-    DiscoverOptions,
-    UsageError,
-    assign_outputs,
-    check_out_root,
-    discover,
-    glob_matches,
-    parse_shard,
-    shard_of,
-    sniff_format,
-)
+from colorize_cli.discover import DiscoverOptions, check_out_root, discover
+from colorize_cli.errors import UsageError
+from colorize_cli.formats import sniff_format
+from colorize_cli.globs import glob_matches
+from colorize_cli.outnames import assign_outputs
+from colorize_cli.shards import parse_shard, shard_of
 
 # (format sniffed, Pillow save format, save options, image mode)
 SAMPLES = {
@@ -456,7 +451,7 @@ def test_shard_hash_is_stable_across_processes_and_spread_evenly():
     names = [f"box{i // 50}/scan_{i:05d}.tif" for i in range(2000)]
     here = [shard_of(PurePosixPath(n), 4) for n in names]
     code = (
-        "import json,sys;from pathlib import PurePosixPath as P;from colorize_cli.discover import shard_of;"
+        "import json,sys;from pathlib import PurePosixPath as P;from colorize_cli.shards import shard_of;"
         "print(json.dumps([shard_of(P(n),4) for n in json.load(sys.stdin)]))"
     )
     env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=str(Path(colorize_cli.__file__).parents[1]))

@@ -1,0 +1,86 @@
+"""Output names: each scan's path under the output folder, unique even on a case-insensitive disk.
+
+Names are resolved over the whole tree before sharding, so every ``--shard K/N`` machine gives
+every scan the same output name.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from .formats import EXT_FORMAT, EXTENSIONS, OUT_FORMATS
+from .relpath import rel_key
+
+
+class _Name(NamedTuple):
+    parent: str  # "dir/sub/" or ""
+    stem: str
+    ext: str  # the input's image extension as spelled, or "" (unknown extensions stay in stem)
+    out_ext: str
+
+
+def _name_for(rel: str, fmt: str, out_format: str | None) -> _Name:
+    parent, _, name = rel.rpartition("/")
+    stem, ext = os.path.splitext(name)
+    if ext.lower() not in EXT_FORMAT:
+        stem, ext = name, ""  # "scan.001" -> "scan.001.jpg", so numbered scans stay apart
+    if out_format is None and ext and EXT_FORMAT[ext.lower()] == fmt:
+        out_ext = ext  # "same" format: keep the user's spelling (.JPG, .jpeg, .tiff)
+    else:  # a chosen format, or an extension that lied about the content
+        out_ext = EXTENSIONS[OUT_FORMATS[out_format.lower()] if out_format else fmt][0]
+    return _Name(parent + "/" if parent else "", stem, ext, out_ext)
+
+
+def _collision_key(rel: str) -> str:
+    """Outputs are compared the way a case-insensitive, normalising filesystem would."""
+    return unicodedata.normalize("NFC", rel).casefold()
+
+
+def _alternatives(n: _Name, suffix: str) -> Iterable[str]:
+    base = f"{n.stem}_{n.ext[1:]}" if n.ext else n.stem
+    if n.ext:
+        yield f"{n.parent}{base}{suffix}{n.out_ext}"
+    k = 2
+    while True:
+        yield f"{n.parent}{base}_{k}{suffix}{n.out_ext}"
+        k += 1
+
+
+def assign_outputs(found: Sequence[tuple[str, str]], out_format: str | None, suffix: str) -> list[str]:
+    """Output paths (relative, posix) for ``(rel, fmt)`` inputs; no two equal, ignoring case.
+
+    Each input's plain name is ``<stem><suffix><ext>``. When plain names collide (``a.png`` and
+    ``a.jpg`` with ``--format png``; ``A.png`` and ``a.png``), the inputs are ranked: first the
+    ones whose extension is unchanged by the mapping, then by sorted relative path. The first
+    keeps the plain name; each other folds its original extension into the stem
+    (``a.jpg`` -> ``a_jpg.png``), then counts (``a_jpg_2.png``, ...) until the name is free.
+    Plain names are all claimed before any renamed one, so a renamed output never takes the
+    plain name of another input. Resolution runs before sharding, so every shard agrees.
+    """
+    names = [_name_for(rel, fmt, out_format) for rel, fmt in found]
+    plain = [f"{n.parent}{n.stem}{suffix}{n.out_ext}" for n in names]
+    order = sorted(
+        range(len(found)),
+        key=lambda i: (names[i].ext.lower() != names[i].out_ext.lower(), rel_key(found[i][0])),
+    )
+    out: list[str | None] = [None] * len(found)
+    claimed: set[str] = set()
+    losers: list[int] = []
+    for i in order:
+        key = _collision_key(plain[i])
+        if key in claimed:
+            losers.append(i)
+        else:
+            claimed.add(key)
+            out[i] = plain[i]
+    for i in losers:
+        for alt in _alternatives(names[i], suffix):
+            key = _collision_key(alt)
+            if key not in claimed:
+                claimed.add(key)
+                out[i] = alt
+                break
+    return [o for o in out if o is not None]
