@@ -66,10 +66,10 @@ def colorize_image(image: Image.Image, model: Colorizer, settings: ColorSettings
     dtype = np.uint16 if scan.bit_depth == 16 else np.uint8
     rgb = colorize_gray(scan.gray, model.predictor, settings, settings.render_size or model.render_size, batch_size, dtype)
     if dtype == np.uint16:  # Pillow has no 16-bit RGB image mode: hand back 8 bits
-        rgb = (rgb >> 8).astype(np.uint8)
+        rgb = imaging.to_8bit(rgb)
     out = Image.fromarray(rgb, "RGB")
     if scan.alpha is not None:
-        alpha = scan.alpha if scan.alpha.dtype == np.uint8 else (scan.alpha >> 8).astype(np.uint8)
+        alpha = scan.alpha if scan.alpha.dtype == np.uint8 else imaging.to_8bit(scan.alpha)
         out.putalpha(Image.fromarray(alpha, "L"))
     return out
 
@@ -101,7 +101,7 @@ def _run_planned(settings: RunSettings, model: Colorizer, plan: Plan, on_file: C
         torch.set_num_threads(es.torch_threads)
     thumbs = None
     if settings.report:
-        from .report import ThumbnailWriter  # noqa: PLC0415
+        from .thumbnails import ThumbnailWriter  # noqa: PLC0415
 
         thumbs = ThumbnailWriter(settings.out_root)
     engine = Engine(model.predictor, model.info.name, es, on_file=on_file, thumbnails=thumbs)
@@ -109,5 +109,5 @@ def _run_planned(settings: RunSettings, model: Colorizer, plan: Plan, on_file: C
     if settings.report:
         from .report import write_report  # noqa: PLC0415
 
-        write_report(settings.out_root, plan.manifest)
+        write_report(settings.out_root, plan.manifest, input_root=settings.input_root)
     return result

@@ -16,21 +16,17 @@ import pytest
 from PIL import Image
 
 from colorize_cli.manifest import FileRecord, ManifestWriter, end_record, read_manifest, run_header
-from colorize_cli.report import (
+from colorize_cli.report import REPORT_NAME, script_json, write_report
+from colorize_cli.review import ReviewThresholds, flat_chroma, needs_look
+from colorize_cli.review import colourfulness as colorfulness
+from colorize_cli.thumbnails import (
     COLOR_SUFFIX,
     ORIGINAL_SUFFIX,
-    REPORT_NAME,
     THUMB_LONG_SIDE,
     THUMBS_DIR,
-    ReviewThresholds,
     ThumbnailWriter,
-    colorfulness,
-    flat_chroma,
-    needs_look,
-    script_json,
     shrink,
     thumb_key,
-    write_report,
 )
 
 DEFAULTS = ReviewThresholds()
@@ -241,10 +237,11 @@ def test_thumb_key_is_hex_and_distinct_and_names_cannot_escape(tmp_path: Path) -
     assert not [p for p in written if p.name.endswith(".tmp")]
 
 
-def test_sixteen_bit_is_shifted_not_clamped(tmp_path: Path) -> None:
+def test_sixteen_bit_is_rounded_not_clamped(tmp_path: Path) -> None:
+    """16-bit thumbnails use the one 16-to-8-bit rule of every 8-bit output (to nearest, v / 257)."""
     rng = np.random.default_rng(1)
     a16 = rng.integers(0, 65536, size=(700, 900), dtype=np.uint16)
-    assert np.array_equal(shrink(a16), shrink((a16 >> 8).astype(np.uint8)))
+    assert np.array_equal(shrink(a16), shrink(np.rint(a16 / 257.0).astype(np.uint8)))
     assert np.array_equal(shrink(a16.astype(">u2")), shrink(a16))  # big-endian TIFF data
 
     writer = ThumbnailWriter(tmp_path)

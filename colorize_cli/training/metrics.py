@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from colorize_cli.color import rgb_to_lab
+from colorize_cli.review import colourfulness
 
 PEAK = 255.0  # the dynamic range L of 8-bit images, used by PSNR and SSIM
 
@@ -214,27 +215,6 @@ def mean_ciede2000(rgb1: ArrayLike, rgb2: ArrayLike) -> float:
     x, y = _as_float_pair(rgb1, rgb2)
     _check_rgb(x, "image")
     return float(np.mean(ciede2000(_lab_of(x), _lab_of(y))))
-
-
-def colourfulness(rgb: ArrayLike) -> float:
-    """Colourfulness M of a 0-255 RGB image (Hasler & Suesstrunk, "Measuring colourfulness in
-    natural images", Proc. SPIE 5007, 2003):
-
-        rg = R - G,  yb = (R + G) / 2 - B,
-        M = sqrt(sd(rg)^2 + sd(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)
-
-    with signed opponent channels and population standard deviations. A gray image scores 0;
-    the paper rates about 33 "moderately", 59 "quite" and 82 "highly" colourful."""
-    x = np.asarray(rgb, dtype=np.float64)
-    _check_rgb(x, "image")
-    if x.size == 0:
-        raise ValueError(f"image is empty: shape {x.shape}")
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    rg = r - g
-    yb = 0.5 * (r + g) - b
-    spread = math.sqrt(float(rg.var() + yb.var()))
-    centre = math.hypot(float(rg.mean()), float(yb.mean()))
-    return spread + 0.3 * centre
 
 
 @dataclass(frozen=True)
