@@ -402,6 +402,28 @@ def test_report_survives_undecodable_names_and_a_torn_manifest(tmp_path: Path) -
     assert row[data["cols"].index("flags")][0].startswith("nearly gray")
 
 
+def test_summary_values_are_escaped_by_the_template(tmp_path: Path) -> None:
+    """The summary is rendered by Jinja2 with autoescape on: header values stay text."""
+    evil = '<b onmouseover="alert(1)">m</b> & co'
+    manifest = tmp_path / "manifest.jsonl"
+    with ManifestWriter(manifest) as mw:
+        mw.write(run_header("r", evil, "0" * 64, {"color": {evil: evil}}, []))
+        mw.write(FileRecord(input="a.png", status="done"))
+    text = write_report(tmp_path, manifest).read_text("utf-8")
+    assert "<b " not in text and "alert(1)\">" not in text
+    assert "&lt;b onmouseover=&#34;alert(1)&#34;&gt;m&lt;/b&gt; &amp; co" in text
+
+    class Tags(HTMLParser):
+        tags: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.append(tag)
+
+    parser = Tags()
+    parser.feed(text)
+    assert "b" not in parser.tags
+
+
 def test_report_is_self_contained_escaped_and_atomic(small_run: dict) -> None:
     out, manifest = small_run["out"], small_run["manifest"]
     path = write_report(out, manifest)
@@ -579,8 +601,159 @@ def test_a_real_run_with_report_shows_every_file_in_chromium(tmp_path: Path, ran
     dom = rendered(tmp_path, out / REPORT_NAME)
     by_name = {row["text"].get("name"): row for row in dom.rows}
     assert set(by_name) == {"a.png", "roll 2/b.jpg", "roll 2/c.tif", "broken.png"}
+    originals = _report_data(out / REPORT_NAME)["originals"]  # the run tells the page where INPUT is
+    assert (out / originals / "a.png").resolve() == (src / "a.png").resolve()
     assert by_name["broken.png"]["status"] == "failed"
     assert "truncated" in by_name["broken.png"]["text"]["reason"].lower()
     for rel in ("a.png", "roll 2/b.jpg", "roll 2/c.tif"):
         assert by_name[rel]["status"] == "done"
         assert len(by_name[rel]["imgs"]) == 2 and all((out / i["src"]).is_file() for i in by_name[rel]["imgs"])
+
+
+# --------------------------------------------------------------------------- full-size compare view
+
+
+COMPARE_FILES = {  # rel -> (size (w, h), Pillow format); a '#', spaces and an accent test the links
+    "roll 1/scan 10.png": ((700, 500), "PNG"),
+    "été/gris #1.png": ((640, 900), "PNG"),
+    "big.jpg": ((1800, 1200), "JPEG"),
+    "scan.tif": ((300, 200), "TIFF"),
+    "last.webp": ((420, 380), "WEBP"),
+}
+
+
+@pytest.fixture
+def compare_run(tmp_path: Path) -> dict:
+    """Originals in scans/, results of the same size in out/, thumbnails and a manifest; the run
+    header does not name the input folder (as in manifests written before it was recorded)."""
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    writer = ThumbnailWriter(out)
+    records = []
+    for seed, (rel, ((w, h), fmt)) in enumerate(COMPARE_FILES.items()):
+        gray = scene(h, w, seed)
+        color = tint(gray, (1.15, 1.0, 0.8))
+        for root, pixels in ((scans, gray), (out, color)):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(root / rel, format=fmt)
+        review = writer.add(rel, gray, color)
+        records.append(FileRecord(input=rel, status="done", output=rel, seconds=1.0, width=w, height=h,
+                                  run_id="r1", review=review))  # fmt: skip
+    manifest = out / "manifest.jsonl"
+    with ManifestWriter(manifest) as mw:
+        mw.write(run_header("r1", "chromanet-v1", "ab" * 32, {}, [], started="2024-05-01T10:00:00Z"))
+        for rec in records:
+            mw.write(rec)
+        mw.write(end_record("r1", {"done": len(records), "failed": 0, "skipped": 0}, False,
+                            finished="2024-05-01T10:00:05Z"))  # fmt: skip
+    return {"scans": scans, "out": out, "manifest": manifest, "records": records, "tmp": tmp_path}
+
+
+def _report_data(report: Path) -> dict:
+    text = report.read_text("utf-8")
+    return json.loads(text.split('id="report-data">', 1)[1].split("</script>", 1)[0])
+
+
+def test_report_links_originals_relative_to_the_page(compare_run: dict) -> None:
+    out, scans, manifest = compare_run["out"], compare_run["scans"], compare_run["manifest"]
+    assert _report_data(write_report(out, manifest))["originals"] is None  # not recorded, not given
+    originals = _report_data(write_report(out, manifest, input_root=scans))["originals"]
+    assert originals == "../scans/"
+    from urllib.parse import unquote
+
+    for rel in COMPARE_FILES:
+        assert (out / unquote(originals) / rel).resolve() == (scans / rel).resolve()
+
+    recorded = compare_run["tmp"] / "recorded.jsonl"  # a header that names the input folder is used
+    with ManifestWriter(recorded) as mw:
+        mw.write(run_header("r2", "m", "0" * 64, {"input_root": str(scans / "été")}, []))
+    assert _report_data(write_report(out, recorded))["originals"] == "../scans/%C3%A9t%C3%A9/"
+
+
+def _compare_state(browser) -> dict:
+    return browser.eval(
+        """(() => {
+          const box = document.getElementById('compare');
+          const imgs = [...document.querySelectorAll('#c-panes .pane')].map(p => {
+            const i = p.querySelector('img'); const s = p.querySelector('.scroll');
+            const r = i ? i.getBoundingClientRect() : null;
+            return {title: p.querySelector('h2').firstChild.textContent, note: p.querySelector('.note').textContent,
+                    src: i ? i.getAttribute('src') : null, url: i ? i.src : null, complete: i ? i.complete : null,
+                    natural: i ? [i.naturalWidth, i.naturalHeight] : null, shown: r ? [r.width, r.height] : null,
+                    pane: [s.clientWidth, s.clientHeight]};
+          });
+          return {open: !box.hidden, name: document.getElementById('c-name').textContent,
+                  pos: document.getElementById('c-pos').textContent, panes: imgs,
+                  rows: [...document.querySelectorAll('article.row h2')].map(h => h.textContent),
+                  page: document.getElementById('pageinfo').textContent};
+        })()"""
+    )
+
+
+def _wait_images(browser) -> None:
+    browser.wait_for("[...document.querySelectorAll('#c-panes img')].every(i => i.complete)")
+
+
+def test_compare_view_shows_both_images_at_full_size_and_keys_move_between_files(compare_run: dict) -> None:
+    """Headless Chromium, driven like a user: click a row, look, ArrowRight/j/ArrowLeft/k, f, Escape."""
+    from urllib.parse import quote
+    from urllib.request import url2pathname
+
+    from devtools import Browser
+
+    out, scans, tmp, records = compare_run["out"], compare_run["scans"], compare_run["tmp"], compare_run["records"]
+    report = write_report(out, compare_run["manifest"], input_root=scans, page_size=2)
+    order = [r.input for r in records]  # "processing order": the manifest's order
+
+    def check_full_size(state: dict, rel: str) -> None:
+        assert state["open"] and state["name"] == rel, state
+        original, result = state["panes"]
+        assert (original["title"], result["title"]) == ("Original", "Result")
+        for pane, root in ((original, scans), (result, out)):
+            path = Path(url2pathname(pane["url"].removeprefix("file://")))
+            if COMPARE_FILES[rel][1] == "TIFF":  # no browser draws TIFF: the enlarged preview instead
+                assert "cannot show this format" in pane["note"]
+                assert path.parent == out / THUMBS_DIR and pane["natural"][0] <= THUMB_LONG_SIDE
+                continue
+            assert path.resolve() == (root / rel).resolve(), (pane["url"], root / rel)
+            with Image.open(root / rel) as im:
+                size = list(im.size)
+            assert pane["complete"] and pane["note"] == "", pane
+            assert pane["natural"] == size, (rel, pane)  # the file itself, not a thumbnail
+            assert pane["shown"] == size, (rel, pane)  # drawn at 1:1, scrollable
+
+    with Browser(tmp / "profile-compare") as browser:
+        browser.open(report.as_uri() + "#sort=order")
+        assert _compare_state(browser)["rows"] == order[:2]
+        assert not _compare_state(browser)["open"]
+
+        browser.click('article.row[data-index="1"]')
+        _wait_images(browser)
+        state = _compare_state(browser)
+        check_full_size(state, order[1])
+        assert state["pos"] == "2 of 5"
+
+        steps = [("ArrowRight", 2), ("j", 3), ("ArrowLeft", 2), ("k", 1), ("ArrowRight", 2), ("n", 3), ("j", 4),
+                 ("j", 4), ("p", 3)]  # fmt: skip
+        for key, expected in steps:
+            browser.key(key)
+            _wait_images(browser)
+            check_full_size(_compare_state(browser), order[expected])
+
+        browser.key("ArrowLeft")  # to big.jpg, larger than the window: fit scales it down, f again undoes it
+        _wait_images(browser)
+        assert _compare_state(browser)["name"] == "big.jpg"
+        browser.key("f")
+        fitted = _compare_state(browser)["panes"][1]
+        assert fitted["shown"][0] <= fitted["pane"][0] and fitted["shown"][1] <= fitted["pane"][1] + 0.5
+        assert fitted["shown"][0] < 1800
+        browser.key("f")
+        check_full_size(_compare_state(browser), "big.jpg")
+
+        browser.key("Escape")  # closes on the page that holds the file last shown
+        closed = _compare_state(browser)
+        assert not closed["open"] and closed["rows"] == order[2:4]
+        assert "page 2 of 3" in closed["page"]
+        assert all(u.startswith(("file:", "data:")) for u in browser.requests), browser.requests  # offline
+        for rel in (r for r in order[1:] if COMPARE_FILES[r][1] != "TIFF"):  # each shown pair was fetched
+            assert any(u.endswith(quote(rel)) and "/scans/" in u for u in browser.requests), rel
+            assert any(u.endswith(quote(rel)) and "/out/" in u for u in browser.requests), rel
