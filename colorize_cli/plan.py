@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .discover import DiscoverOptions, Job, Skipped, discover
 from .manifest import ResumeIndex, manifest_path, settings_key
+from .models.paths import recorded_digest
 from .settings import RunSettings
 
 
@@ -24,9 +25,7 @@ class ModelRef:
 
 def model_ref(weights: Path) -> ModelRef:
     """Name and recorded digest of a weights file, from its `.sha256` sidecar (verified at load)."""
-    sidecar = weights.with_name(weights.name + ".sha256")
-    words = sidecar.read_text().split() if sidecar.is_file() else []
-    return ModelRef(path=weights, name=weights.stem, sha256=words[0] if words else "unknown")
+    return ModelRef(path=weights, name=weights.stem, sha256=recorded_digest(weights) or "unknown")
 
 
 @dataclass

@@ -15,11 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..color import lab_to_linear_rgb
-from .mobilenet import MobileNetV2Features
+from .mobilenet import IMAGENET_MEAN, IMAGENET_STD, MobileNetV2Features
 
-# ImageNet statistics; a gray image is fed as three equal channels.
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
 AB_STEP = 10.0
 AB_RANGE = 110.0
 
@@ -79,8 +76,8 @@ class ChromaNet(nn.Module):
         self.regress = nn.Conv2d(64 * w, 2, 3, padding=1)
         self.classify = nn.Conv2d(64 * w, len(centres), 1)
         self.register_buffer("bin_centres", centres)
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         # Decoding: ab = mix * annealed_mean(T) + (1 - mix) * regression. Tuned after training.
         self.register_buffer("mix", torch.tensor(0.0))
         self.register_buffer("temperature", torch.tensor(0.4))

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from ..color import RGB_TO_XYZ, WHITE_D65
-
-_EPS = 216.0 / 24389.0
-_KAPPA = 24389.0 / 27.0
+from ..color import (  # the CIE constants live once, in color.py
+    _EPS,
+    _KAPPA,
+    RGB_TO_XYZ,
+    WHITE_D65,
+)
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,10 @@ from torch import nn
 # (expansion t, channels c, repeats n, first stride s), as in Sandler et al. 2018, table 2.
 _SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
 
+# ImageNet statistics the pretrained encoder expects; a gray image is fed as three equal channels.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 # Indices into `features` whose outputs feed the decoder, with their stride and channels.
 TAPS = {1: (2, 16), 3: (4, 24), 6: (8, 32), 13: (16, 96), 18: (32, 1280)}
 

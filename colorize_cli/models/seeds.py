@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .labtorch import rgb_to_ab
-from .mobilenet import MobileNetV2Features
+from .mobilenet import IMAGENET_MEAN, IMAGENET_STD, MobileNetV2Features
 
 
 def _double_conv(cin: int, cout: int, bn: bool) -> nn.Sequential:
@@ -112,8 +112,8 @@ class Koala(nn.Module):
             nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(32, 2, 3, padding=1), nn.Tanh(), nn.Upsample(scale_factor=2),
         )
-        self.register_buffer("mean", torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
         """L* in [0,100] -> a*b* / 128 in [-1, 1]."""

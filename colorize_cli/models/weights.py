@@ -19,7 +19,7 @@ from torch import nn
 
 from ..fsutil import atomic_output, sha256_file
 from . import build
-from .paths import DEFAULT_WEIGHTS
+from .paths import DEFAULT_WEIGHTS, recorded_digest, sidecar_path
 
 
 
@@ -46,7 +46,7 @@ def save_weights(model: nn.Module, arch: str, path: Path, meta: dict | None = No
     with atomic_output(path) as f:
         f.write(save(state, metadata={"arch": arch, "meta": json.dumps(meta or {})}))
     digest = sha256_file(path)
-    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+    sidecar_path(path).write_text(f"{digest}  {path.name}\n")
     return digest
 
 
@@ -55,10 +55,10 @@ def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> 
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
-    digest_file = path.with_name(path.name + ".sha256")
+    digest_file = sidecar_path(path)
     if not digest_file.is_file():
         raise WeightsError(f"no checksum beside the weights: {digest_file} is missing")
-    expected = digest_file.read_text().split()[0].lower() if digest_file.read_text().split() else ""
+    expected = (recorded_digest(path) or "").lower()
     actual = sha256_file(path)
     if actual != expected:
         raise WeightsError(f"weights file is damaged: sha256 {actual[:12]}... does not match {digest_file.name} ({expected[:12]}...)")

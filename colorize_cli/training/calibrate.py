@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..color import colorize_full_res
 from ..inference import working_lightness, working_shape
-from .evaluate import to_gray8
+from ..imaging import luminance8
 from .metrics import score, summarise
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -37,7 +37,7 @@ def calibrate(model: torch.nn.Module, photos: list[tuple[Path, np.ndarray]], ren
     cached = []
     with torch.inference_mode():
         for _, truth in photos:
-            gray = to_gray8(truth)
+            gray = luminance8(truth)
             lightness = working_lightness(gray, working_shape(*gray.shape, render_size))
             h, w = lightness.shape
             x = torch.from_numpy(lightness)[None, None]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..color import rgb_to_gray
+from ..imaging import luminance8
 from ..inference import Predictor, colorize_gray
 from ..settings import ColorSettings
 from .data import list_photos
@@ -30,10 +30,6 @@ class EvalItem:
     baseline: ImageScores
 
 
-def to_gray8(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(rgb_to_gray(rgb.astype(np.float32) / 255.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 def load_truth(paths: list[Path]) -> list[tuple[Path, np.ndarray]]:
     out = []
     for p in paths:
@@ -48,7 +44,7 @@ def evaluate(
     """Summaries for the model and the gray baseline (a*b* = 0), and per-image items."""
     items = []
     for path, truth in photos:
-        gray = to_gray8(truth)
+        gray = luminance8(truth)
         pred = colorize_gray(gray, predictor, color, render_size)
         base = np.repeat(gray[..., None], 3, axis=-1)
         items.append(EvalItem(path, gray, truth, pred, score(pred, truth), score(base, truth)))
