@@ -168,21 +168,33 @@ def _engine_settings(settings: RunSettings) -> EngineSettings:
     return default_engine_settings(settings.runtime.batch_size, resolve_device(settings.runtime.device))
 
 
-def out_dtype(scan_bit_depth: int, out_fmt: str, bit_depth: str) -> type:
-    """The dtype the engine writes (engine._out_dtype's rule, restated so that the I/O floor's
-    children need not import torch; a test keeps the two in step)."""
-    sixteen = bit_depth == "16" or (bit_depth == "same" and scan_bit_depth == 16)
-    return np.uint16 if sixteen and out_fmt in ("PNG", "TIFF") else np.uint8
+def out_dtypes(bit_depth: str) -> dict[str, dict[str, str]]:
+    """The dtype the engine writes, by format written and scan bit depth: ``{"PNG": {"16": "uint16"}}``.
+
+    Worked out in the parent with the engine's own rule (engine.out_dtype), and handed to the
+    I/O floor's children in their spec, so they write what the engine writes without importing torch.
+    """
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from .engine import out_dtype  # noqa: PLC0415
+    from .formats import EXTENSIONS  # noqa: PLC0415
+
+    return {
+        fmt: {str(depth): np.dtype(out_dtype(SimpleNamespace(bit_depth=depth), fmt, bit_depth)).name for depth in (8, 16)}  # type: ignore[arg-type]
+        for fmt in EXTENSIONS
+    }
 
 
-def _gray_rgb(scan: Scan, job: Job, output: OutputSettings) -> np.ndarray:
+def _gray_rgb(scan: Scan, job: Job, dtypes: dict[str, dict[str, str]]) -> np.ndarray:
     """The scan's gray as RGB, in the dtype the engine would write for it (no colour maths)."""
+    from .imaging import to_8bit  # noqa: PLC0415
+
     gray = scan.gray
-    dtype = out_dtype(scan.bit_depth, job.out_fmt, output.bit_depth)
+    dtype = np.dtype(dtypes[job.out_fmt][str(scan.bit_depth)])
     if dtype == np.uint16 and gray.dtype == np.uint8:
         gray = gray.astype(np.uint16) * np.uint16(257)
     elif dtype == np.uint8 and gray.dtype == np.uint16:
-        gray = ((gray.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        gray = to_8bit(gray)
     rgb = np.empty(gray.shape + (3,), dtype=gray.dtype)
     for c in range(3):
         rgb[..., c] = gray
@@ -199,12 +211,12 @@ def _read(job: Job, settings: RunSettings) -> Scan:
         raise BenchError(f"{job.rel}: {err}") from None
 
 
-def _write_through(job: Job, scan: Scan, settings: RunSettings) -> None:
+def _write_through(job: Job, scan: Scan, settings: RunSettings, dtypes: dict[str, dict[str, str]]) -> None:
     """The floor's write: the engine's write_image call, with the gray where the colour would be."""
     from .imaging import write_image  # noqa: PLC0415
 
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    write_image(job.output, _gray_rgb(scan, job, settings.output), scan.alpha, job.out_fmt, settings.output.quality,
+    write_image(job.output, _gray_rgb(scan, job, dtypes), scan.alpha, job.out_fmt, settings.output.quality,
                 scan.meta, keep_times_from=job.input if settings.output.keep_times else None, model_name="bench")
 
 
@@ -216,7 +228,7 @@ def _phase_io_floor_serial(spec: dict) -> dict:
     for job in jobs:
         scan = _read(job, settings)
         pixels += scan.gray.size
-        _write_through(job, scan, settings)
+        _write_through(job, scan, settings, spec["out_dtypes"])
     return {**clock.read(), "files": len(jobs), "megapixels": pixels / 1e6, "threads": {"readers": 1, "writers": 0}}
 
 
@@ -232,7 +244,7 @@ def _phase_io_floor(spec: dict) -> dict:
 
     def write(job: Job, scan: Scan) -> None:
         try:
-            _write_through(job, scan, settings)
+            _write_through(job, scan, settings, spec["out_dtypes"])
         finally:
             slots.release()
 
@@ -341,6 +353,7 @@ def _phase_end_to_end(spec: dict) -> dict:
 def _phase_stages(spec: dict) -> dict:
     """One file at a time, a timer around each step of the real path, to show where time goes."""
     from .color import colorize_full_res  # noqa: PLC0415
+    from .engine import out_dtype  # noqa: PLC0415
     from .imaging import write_image  # noqa: PLC0415
     from .inference import working_lightness, working_shape  # noqa: PLC0415
     from .fsutil import sha256_file  # noqa: PLC0415
@@ -365,7 +378,7 @@ def _phase_stages(spec: dict) -> dict:
         pixels += scan.gray.size
         small = timed("working L* (resize)", lambda: working_lightness(scan.gray, working_shape(*scan.gray.shape, render)))
         ab = timed("network (batch of 1)", lambda: _predict_batches(model, [small], c, 1)[0])
-        dtype = out_dtype(scan.bit_depth, job.out_fmt, o.bit_depth)
+        dtype = out_dtype(scan, job.out_fmt, o.bit_depth)
         rgb = timed(f"merge ({c.upsample})", lambda: colorize_full_res(scan.gray, ab, c.saturation, upsample=c.upsample,
                                                                         out_dtype=dtype, lightness_small=small))
         other = "bilinear" if c.upsample == "guided" else "guided"
@@ -505,6 +518,7 @@ def run_bench(
         base = {"input_root": str(root / "input"), "weights": str(weights), "color": asdict(settings.color),
                 "output": asdict(settings.output), "runtime": asdict(settings.runtime)}
         base["engine"] = asdict(_engine_settings(_run_settings({**base, "out_root": str(root / "out")})))
+        base["out_dtypes"] = out_dtypes(settings.output.bit_depth)
         runs: dict[str, list[dict]] = {p: [] for p in order}
         for r in range(repeats):
             for phase in order:

@@ -125,7 +125,7 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _out_dtype(scan: Scan, fmt: str, bit_depth: str) -> type:
+def out_dtype(scan: Scan, fmt: str, bit_depth: str) -> type:
     sixteen = bit_depth == "16" or (bit_depth == "same" and scan.bit_depth == 16)
     return np.uint16 if sixteen and fmt in ("PNG", "TIFF") else np.uint8
 
@@ -175,7 +175,7 @@ class Engine:
         s = plan.settings
         scan, job = item.scan, item.job
         assert scan is not None
-        dtype = _out_dtype(scan, job.out_fmt, s.output.bit_depth)
+        dtype = out_dtype(scan, job.out_fmt, s.output.bit_depth)
         rgb = colorize_full_res(scan.gray, ab, s.color.saturation, upsample=s.color.upsample, out_dtype=dtype,
                                 lightness_small=item.lightness)
         _make_output_folder(job.output.parent, s.out_root)

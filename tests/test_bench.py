@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorize_cli.bench import BenchError, BenchSettings, bench_main, make_scans, out_dtype, run_bench
-from colorize_cli.engine import _out_dtype, default_engine_settings
+from colorize_cli.bench import BenchError, BenchSettings, bench_main, make_scans, out_dtypes, run_bench
+from colorize_cli.engine import default_engine_settings, out_dtype
 from colorize_cli.settings import ColorSettings, RuntimeSettings
 
 import torch
@@ -52,9 +52,13 @@ def test_make_scans_refuses_an_empty_set(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF", "WEBP", "BMP"])
 def test_floor_writes_the_bit_depth_the_engine_writes(fmt: str) -> None:
+    """The floor's children get the engine's rule as a table (they must not import torch)."""
     for depth in (8, 16):
         for bit_depth in ("8", "16", "same"):
-            assert out_dtype(depth, fmt, bit_depth) == _out_dtype(SimpleNamespace(bit_depth=depth), fmt, bit_depth)
+            floor = np.dtype(out_dtypes(bit_depth)[fmt][str(depth)])
+            assert floor == out_dtype(SimpleNamespace(bit_depth=depth), fmt, bit_depth)
+            sixteen = fmt in ("PNG", "TIFF") and (bit_depth == "16" or (bit_depth == "same" and depth == 16))
+            assert floor == (np.uint16 if sixteen else np.uint8)
 
 
 def test_run_bench_measures_every_phase_on_the_same_files(tmp_path: Path, random_weights: Path) -> None:
