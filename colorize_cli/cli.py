@@ -37,6 +37,11 @@ def train(
     device: str = typer.Option("cpu", help="cpu | cuda"),
     pretrained: bool = typer.Option(True, help="Start the encoder from ImageNet weights."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (e.g. the shipped model), with a fresh optimizer."),
+    ema: float = typer.Option(0.0, help="Decay of an exponential moving average of the weights, exported instead of the raw ones (0: off)."),
+    marks: float = typer.Option(0.0, help="Probability of each kind of simulated physical damage (scratches, cracks, dust, folds, stains)."),
+    freeze_fraction: float = typer.Option(0.15, help="Part of the budget with the pretrained encoder frozen."),
+    encoder_lr: float = typer.Option(1e-4, help="Learning rate of the pretrained encoder once unfrozen."),
 ) -> None:
     """Train a colorization model on folders of colour photos."""
     _quiet_openmp()
@@ -45,8 +50,8 @@ def train(
 
     cfg = TrainConfig(
         data=tuple(str(d) for d in data), out=str(out), arch=arch, cpu_minutes=cpu_minutes, batch=batch,
-        lr=lr, crop=CropSettings(size=crop), holdout=holdout, seed=seed, threads=threads, device=device,
-        pretrained=pretrained,
+        lr=lr, crop=CropSettings(size=crop, marks=marks), holdout=holdout, seed=seed, threads=threads, device=device,
+        pretrained=pretrained, init=str(init or ""), ema=ema, freeze_fraction=freeze_fraction, encoder_lr=encoder_lr,
     )
     run_training(cfg, resume=resume, log=typer.echo)
 
