@@ -19,7 +19,40 @@ def _quiet_openmp() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _version(value: bool) -> None:
+    """--version: the package version and the shipped model, without importing torch."""
+    if not value:
+        return
+    from . import __version__  # noqa: PLC0415
+    from .models.paths import DEFAULT_WEIGHTS  # noqa: PLC0415
+    from .plan import model_ref  # noqa: PLC0415
+
+    ref = model_ref(DEFAULT_WEIGHTS)
+    typer.echo(f"colorize-cli {__version__}, model {ref.name} (sha256 {ref.sha256[:12]})")
+    raise typer.Exit()
+
+
+_VERSION = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and the model, then exit.")
+
 app = typer.Typer(help="colorize-cli: give colour to scanned black-and-white photographs.", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def _main(version: bool = _VERSION) -> None:
+    """colorize-cli: give colour to scanned black-and-white photographs."""
+
+
+@app.command()
+def doctor(
+    weights: Optional[Path] = typer.Option(None, help="Weights file to check (default: the shipped model)."),
+    batch_size: int = typer.Option(8, help="Tiles/images per network call, as in colorize-dir."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Check the install: versions, devices, the weights' sha256, and the same colours on every device as on the CPU."""
+    _quiet_openmp()
+    from .doctor_report import print_report  # noqa: PLC0415
+
+    raise typer.Exit(print_report(weights, batch_size, json_out))
 
 
 @app.command()
@@ -212,6 +245,7 @@ def colorize_dir(
     report: bool = typer.Option(False, "--report", help="Also write <out>/report.html, a review sheet."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
+    version: bool = _VERSION,
 ) -> None:
     """Colorize every scan under INPUT_ROOT into --out, mirroring the folder tree.
 
