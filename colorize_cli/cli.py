@@ -145,13 +145,13 @@ def compare_cmd(
     import numpy as np  # noqa: PLC0415
 
     from .api import load_model  # noqa: PLC0415
-    from .imaging import read_scan  # noqa: PLC0415
+    from .imaging import read_scan, to_8bit  # noqa: PLC0415
     from .inference import colorize_gray  # noqa: PLC0415
     from .settings import ColorSettings  # noqa: PLC0415
     from .training.evaluate import compare_sheet, photos_in  # noqa: PLC0415
 
     grays = [(p, read_scan(p).gray) for p in sorted(photos_in(photos))[:limit]]
-    grays = [(p, g if g.dtype == np.uint8 else (g >> 8).astype(np.uint8)) for p, g in grays]
+    grays = [(p, g if g.dtype == np.uint8 else to_8bit(g)) for p, g in grays]
     columns = []
     for w in weights:
         model = load_model(w, device="cpu")
@@ -170,25 +170,13 @@ def calibrate(
     """Choose ChromaNet's decoding (mix of regression and bins, temperature) on held-out photos."""
     import json  # noqa: PLC0415
 
-    import torch  # noqa: PLC0415
-
-    from .models.weights import load_model as load_weights, save_weights  # noqa: PLC0415
-    from .training.calibrate import calibrate as run_calibration  # noqa: PLC0415
+    from .training.calibrate import calibrate_weights  # noqa: PLC0415
     from .training.evaluate import load_truth, photos_in  # noqa: PLC0415
 
-    model, info = load_weights(weights)
-    render = render_size or int(model.default_render_size)
-    best, table = run_calibration(model, load_truth(photos_in(photos)), render, min_ratio)
-    for c in table:
+    done = calibrate_weights(weights, load_truth(photos_in(photos)), out, render_size, min_ratio, source=str(photos))
+    for c in done.table:
         typer.echo(f"mix {c.mix:.2f}  T {c.temperature:.2f}  PSNR {c.psnr:.3f}  dE00 {c.ciede2000:.3f}  ratio {c.colourfulness_ratio:.3f}")
-    model.mix.fill_(best.mix)
-    model.temperature.fill_(best.temperature)
-    meta = {**info.meta, "calibration": {"mix": best.mix, "temperature": best.temperature, "photos": str(photos),
-                                         "render_size": render, "min_ratio": min_ratio, "psnr": best.psnr,
-                                         "ciede2000": best.ciede2000, "colourfulness_ratio": best.colourfulness_ratio}}
-    with torch.no_grad():
-        digest = save_weights(model, info.arch, out, meta=meta)
-    typer.echo(json.dumps({"chosen": meta["calibration"], "weights": str(out), "sha256": digest}, indent=1))
+    typer.echo(json.dumps({"chosen": done.meta["calibration"], "weights": str(out), "sha256": done.sha256}, indent=1))
 
 
 manifest_app = typer.Typer(help="Work with run manifests.", no_args_is_help=True)

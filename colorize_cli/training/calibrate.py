@@ -1,23 +1,27 @@
-"""Choose ChromaNet's decoding (regression/bins mix and softmax temperature) on held-out photos.
+"""Choose ChromaNet's decoding (regression/bins mix and softmax temperature) on held-out photos,
+and write the calibrated weights.
 
-The network is run once per photo; each candidate decoding is then scored on the full
-pipeline's output. The rule: among decodings whose colourfulness is at least `min_ratio` of the
-truth's, take the one with the best PSNR; colour that is vivid but wrong loses, and so does
-colour so timid it is nearly gray.
+Each candidate decoding is scored on the full pipeline's output (``inference.colorize_gray``
+through a ``Predictor``: working size, tiles, network, upsampling, merge), as users get it. The
+network itself runs once per photo: :class:`_Decodings` keeps its raw outputs and only decodes
+them again per candidate. The rule: among decodings whose colourfulness is at least `min_ratio`
+of the truth's, take the one with the best PSNR; colour that is vivid but wrong loses, and so
+does colour so timid it is nearly gray.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..color import colorize_full_res
-from ..inference import working_lightness, working_shape
 from ..imaging import luminance8
+from ..inference import Predictor, colorize_gray
+from ..models.weights import load_model, save_weights
+from ..settings import ColorSettings
 from .metrics import score, summarise
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -33,29 +37,72 @@ class Choice:
     colourfulness_ratio: float
 
 
-def calibrate(model: torch.nn.Module, photos: list[tuple[Path, np.ndarray]], render_size: int, min_ratio: float = 0.75) -> tuple[Choice, list[Choice]]:
-    cached = []
-    with torch.inference_mode():
-        for _, truth in photos:
-            gray = luminance8(truth)
-            lightness = working_lightness(gray, working_shape(*gray.shape, render_size))
-            h, w = lightness.shape
-            x = torch.from_numpy(lightness)[None, None]
-            ph, pw = (-h) % model.stride, (-w) % model.stride
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect")
-            ab_reg, logits = model(x)
-            cached.append((gray, truth, ab_reg, logits, (h, w)))
+class _Decodings:
+    """ChromaNet seen through the model interface, with the decoding set per candidate and the
+    network's raw outputs (regression, bin logits) kept per input, so scoring 13 decodings costs
+    one network pass per photo."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.stride = model.stride
+        self.output_scale = model.output_scale
+        self.default_render_size = model.default_render_size
+        self.mix, self.temperature = 0.0, 1.0
+        self._raw: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
+        key = hashlib.sha1(lightness.cpu().contiguous().numpy().tobytes()).hexdigest() + str(tuple(lightness.shape))
+        if key not in self._raw:
+            self._raw[key] = self.model(lightness)
+        return self.model.decode(*self._raw[key], self.mix, self.temperature)
+
+
+def calibrate(
+    model: torch.nn.Module, photos: list[tuple[Path, np.ndarray]], render_size: int, min_ratio: float = 0.75
+) -> tuple[Choice, list[Choice]]:
+    """The chosen decoding and every candidate's scores; ``photos`` are (path, 8-bit RGB truth)."""
+    decodings = _Decodings(model.eval())
+    predictor = Predictor(decodings, torch.device("cpu"), None)  # type: ignore[arg-type]
+    color = ColorSettings(render_size=render_size)
+    grays = [(luminance8(truth), truth) for _, truth in photos]
     results = []
     for mix in MIXES:
         for t in TEMPERATURES if mix > 0 else (1.0,):
-            scores = []
-            for gray, truth, ab_reg, logits, (h, w) in cached:
-                ab = model.decode(ab_reg, logits, mix, t)
-                ab = F.interpolate(ab, scale_factor=model.output_scale, mode="bilinear", align_corners=False)[0, :, :h, :w]
-                pred = colorize_full_res(gray, ab.permute(1, 2, 0).numpy(), out_dtype=np.uint8)
-                scores.append(score(pred, truth))
-            s = summarise(scores)
+            decodings.mix, decodings.temperature = mix, t
+            s = summarise([score(colorize_gray(gray, predictor, color, render_size), truth) for gray, truth in grays])
             results.append(Choice(mix, t, s["psnr"], s["ciede2000"], s["colourfulness_ratio"]))
     ok = [c for c in results if c.colourfulness_ratio >= min_ratio]
     best = max(ok, key=lambda c: c.psnr) if ok else max(results, key=lambda c: c.colourfulness_ratio)
     return best, results
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """What `calibrate_weights` chose and wrote."""
+
+    chosen: Choice
+    table: list[Choice]
+    weights: Path
+    sha256: str
+    meta: dict
+
+
+def calibrate_weights(
+    weights: Path, photos: list[tuple[Path, np.ndarray]], out: Path, render_size: int = 0,
+    min_ratio: float = 0.75, source: str = "",
+) -> Calibrated:
+    """Calibrate a ChromaNet weights file on held-out photos and save the result to ``out``:
+    the chosen mix and temperature go into the model's buffers and, with the scores, into the
+    file's metadata (``calibration``). ``source`` names the photos in that record."""
+    model, info = load_model(weights)
+    if not (hasattr(model, "mix") and hasattr(model, "temperature") and hasattr(model, "decode")):
+        raise ValueError(f"{weights}: a {info.arch!r} model has no decoding to calibrate (ChromaNet has)")
+    render = render_size or int(model.default_render_size)
+    best, table = calibrate(model, photos, render, min_ratio)
+    with torch.no_grad():
+        model.mix.fill_(best.mix)
+        model.temperature.fill_(best.temperature)
+    record = {**asdict(best), "photos": source, "render_size": render, "min_ratio": min_ratio}
+    meta = {**info.meta, "calibration": record}
+    digest = save_weights(model, info.arch, out, meta=meta)
+    return Calibrated(best, table, out, digest, meta)

@@ -1,0 +1,84 @@
+"""`colorize calibrate` as a library call: the decoding is chosen on the real pipeline (Predictor),
+written into the weights' buffers and metadata, and what it scored is what a run then gets."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorize_cli.api import from_module
+from colorize_cli.models import build
+from colorize_cli.models.weights import load_model, save_weights
+from colorize_cli.settings import ColorSettings
+from colorize_cli.training.calibrate import MIXES, TEMPERATURES, calibrate, calibrate_weights
+from colorize_cli.training.evaluate import evaluate, load_truth
+
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> list:
+    """Two small colour 'photos' (a sky gradient over a field, a red roof), saved as JPEG and read back."""
+    paths = []
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        y, x = np.mgrid[0:120, 0:160].astype(np.float32)
+        rgb = np.empty((120, 160, 3), np.float32)
+        rgb[..., 0], rgb[..., 1], rgb[..., 2] = 90 + 0.5 * y, 140 + 0.3 * y, 235 - 0.4 * y  # sky
+        rgb[60:, :, 0], rgb[60:, :, 1], rgb[60:, :, 2] = 70, 140 - 0.2 * x[60:], 50  # field
+        rgb[40 + 10 * seed : 70, 50:100] = (190, 40, 30)  # roof
+        rgb += rng.normal(0, 4, rgb.shape)
+        path = tmp_path / f"photo{seed}.jpg"
+        Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path, quality=95)
+        paths.append(path)
+    return load_truth(paths)
+
+
+def test_calibrate_weights_chooses_by_the_rule_and_writes_what_it_scored(tmp_path: Path, photos: list) -> None:
+    torch.manual_seed(0)
+    start = tmp_path / "start.safetensors"
+    save_weights(build("chromanet"), "chromanet", start, meta={"train": {"steps": 1}})
+    out = tmp_path / "calibrated.safetensors"
+
+    done = calibrate_weights(start, photos, out, render_size=64, min_ratio=0.1, source="two photos")
+
+    assert len(done.table) == 1 + (len(MIXES) - 1) * len(TEMPERATURES)
+    vivid = [c for c in done.table if c.colourfulness_ratio >= 0.1]
+    expected = max(vivid, key=lambda c: c.psnr) if vivid else max(done.table, key=lambda c: c.colourfulness_ratio)
+    assert done.chosen == expected
+
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert done.sha256 == digest and out.with_name(out.name + ".sha256").read_text().split()[0] == digest
+    model, info = load_model(out)
+    assert float(model.mix) == pytest.approx(done.chosen.mix) and float(model.temperature) == pytest.approx(done.chosen.temperature, rel=1e-3)
+    cal = info.meta["calibration"]
+    assert (cal["mix"], cal["photos"], cal["render_size"], cal["min_ratio"]) == (done.chosen.mix, "two photos", 64, 0.1)
+    assert info.meta["train"] == {"steps": 1}  # the training record is kept
+
+    # The calibrated file, run the ordinary way (no cached network outputs), scores what calibration said.
+    colorizer = from_module(model, info, device="cpu")
+    scores, _, _ = evaluate(photos, colorizer.predictor, ColorSettings(render_size=64), 64)
+    assert scores["psnr"] == pytest.approx(done.chosen.psnr, abs=0.02)
+    assert scores["colourfulness_ratio"] == pytest.approx(done.chosen.colourfulness_ratio, abs=0.01)
+
+
+def test_calibrate_refuses_a_model_without_a_decoding(tmp_path: Path, photos: list) -> None:
+    weights = tmp_path / "koala.safetensors"
+    save_weights(build("koala"), "koala", weights)
+    with pytest.raises(ValueError, match="'koala' model has no decoding to calibrate"):
+        calibrate_weights(weights, photos, tmp_path / "out.safetensors", render_size=64)
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_the_network_runs_once_per_photo_however_many_decodings(photos: list) -> None:
+    torch.manual_seed(1)
+    model = build("chromanet").eval()
+    calls = []
+    model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
+    best, table = calibrate(model, photos, 64)
+    assert len(table) == 13 and best in table
+    assert len(calls) == len(photos)
