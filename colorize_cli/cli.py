@@ -189,7 +189,7 @@ def manifest_merge(
     out: Path = typer.Option(..., "--out", "-o", help="Merged manifest, e.g. <out>/manifest.jsonl."),
 ) -> None:
     """Combine shard manifests into one, so an unsharded rerun or `colorize report` sees every shard's work."""
-    from .commands import merge_command  # noqa: PLC0415
+    from .terminal import merge_command  # noqa: PLC0415
 
     raise typer.Exit(merge_command(shards, out))
 
@@ -225,44 +225,53 @@ def bench(
 def report(
     out: Path = typer.Argument(..., help="Output folder of a finished run."),
     manifest: Optional[Path] = typer.Option(None, help="Manifest (default: <out>/manifest.jsonl)."),
+    input_root: Optional[Path] = typer.Option(None, "--input", help="Folder of the originals, for the full-size view (default: as the run recorded it)."),
 ) -> None:
     """Write <out>/report.html, a review sheet, from a run's manifest and thumbnails."""
     from .report import write_report  # noqa: PLC0415
 
-    path = write_report(out, manifest or out / "manifest.jsonl")
+    path = write_report(out, manifest or out / "manifest.jsonl", input_root=input_root)
     typer.echo(str(path))
+
+
+# colorize-dir --help groups its options by what a user is deciding.
+_READ = "What to read"
+_COLOUR = "How to colour"
+_WRITE = "What to write"
+_RUNS = "Resume and runs"
+_SPEED = "Performance"
 
 
 def colorize_dir(
     input_root: Path = typer.Argument(..., help="Folder of scans (walked recursively).", show_default=False),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder; the input's tree is mirrored here."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)."),
-    weights: Optional[Path] = typer.Option(None, help="Weights file (default: the shipped model)."),
-    render_size: int = typer.Option(0, help="Long side the network sees, px (0: the model's default)."),
-    tile_size: int = typer.Option(512, help="Working images larger than this are tiled, px."),
-    tile_overlap: int = typer.Option(64, help="Overlap between tiles, px."),
-    batch_size: int = typer.Option(8, help="Tiles/images per network call."),
-    fp32: bool = typer.Option(False, "--fp32", help="No half-precision autocast on CUDA."),
-    saturation: float = typer.Option(1.0, help="Scale of the predicted chroma."),
-    upsample: str = typer.Option("guided", help="Chroma upsampling: guided (edge-aware) | bilinear."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="jpeg | png | tiff | webp (default: same as input)."),
-    quality: int = typer.Option(92, help="JPEG/WebP quality."),
-    suffix: str = typer.Option("", help="Appended to each output file's name (before the extension)."),
-    bit_depth: str = typer.Option("same", help="8 | 16 | same (16-bit needs PNG or TIFF output)."),
-    keep_times: bool = typer.Option(False, "--keep-times", help="Copy each input's modification time to its output."),
-    include: list[str] = typer.Option([], help="Only files matching this glob (repeatable)."),
-    exclude: list[str] = typer.Option([], help="Skip files/folders matching this glob (repeatable)."),
-    follow_symlinks: bool = typer.Option(True, help="Follow symlinks (never in loops)."),
-    allow_outside_root: bool = typer.Option(False, help="Follow symlinks that lead outside the input folder."),
-    manifest: Optional[Path] = typer.Option(None, help="Manifest path (default: <out>/manifest.jsonl)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo every file, even those already done."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Process only files that failed before."),
-    shard: Optional[str] = typer.Option(None, help="K/N: process only shard K of N (stable hash of the path)."),
-    max_pixels: int = typer.Option(250_000_000, help="Refuse images with more pixels than this."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done and why; load no model."),
-    report: bool = typer.Option(False, "--report", help="Also write <out>/report.html, a review sheet."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
-    json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder; the input's tree is mirrored here.", rich_help_panel=_WRITE),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu).", rich_help_panel=_SPEED),
+    weights: Optional[Path] = typer.Option(None, help="Weights file (default: the shipped model).", rich_help_panel=_COLOUR),
+    render_size: int = typer.Option(0, help="Long side the network sees, px (0: the model's default).", rich_help_panel=_COLOUR),
+    tile_size: int = typer.Option(512, help="Working images larger than this are tiled, px.", rich_help_panel=_COLOUR),
+    tile_overlap: int = typer.Option(64, help="Overlap between tiles, px.", rich_help_panel=_COLOUR),
+    batch_size: int = typer.Option(8, help="Tiles/images per network call.", rich_help_panel=_SPEED),
+    fp32: bool = typer.Option(False, "--fp32", help="No half-precision autocast on CUDA.", rich_help_panel=_SPEED),
+    saturation: float = typer.Option(1.0, help="Scale of the predicted chroma.", rich_help_panel=_COLOUR),
+    upsample: str = typer.Option("guided", help="Chroma upsampling: guided (edge-aware) | bilinear.", rich_help_panel=_COLOUR),
+    fmt: Optional[str] = typer.Option(None, "--format", help="jpeg | png | tiff | webp (default: same as input).", rich_help_panel=_WRITE),
+    quality: int = typer.Option(92, help="JPEG/WebP quality.", rich_help_panel=_WRITE),
+    suffix: str = typer.Option("", help="Appended to each output file's name (before the extension).", rich_help_panel=_WRITE),
+    bit_depth: str = typer.Option("same", help="8 | 16 | same (16-bit needs PNG or TIFF output).", rich_help_panel=_WRITE),
+    keep_times: bool = typer.Option(False, "--keep-times", help="Copy each input's modification time to its output.", rich_help_panel=_WRITE),
+    include: list[str] = typer.Option([], help="Only files matching this glob (repeatable).", rich_help_panel=_READ),
+    exclude: list[str] = typer.Option([], help="Skip files/folders matching this glob (repeatable).", rich_help_panel=_READ),
+    follow_symlinks: bool = typer.Option(True, help="Follow symlinks (never in loops).", rich_help_panel=_READ),
+    allow_outside_root: bool = typer.Option(False, help="Follow symlinks that lead outside the input folder.", rich_help_panel=_READ),
+    manifest: Optional[Path] = typer.Option(None, help="Manifest path (default: <out>/manifest.jsonl).", rich_help_panel=_RUNS),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo every file, even those already done.", rich_help_panel=_RUNS),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Process only files that failed before.", rich_help_panel=_RUNS),
+    shard: Optional[str] = typer.Option(None, help="K/N: process only shard K of N (stable hash of the path).", rich_help_panel=_RUNS),
+    max_pixels: int = typer.Option(250_000_000, help="Refuse images with more pixels than this.", rich_help_panel=_READ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done and why; load no model.", rich_help_panel=_RUNS),
+    report: bool = typer.Option(False, "--report", help="Also write <out>/report.html, a review sheet.", rich_help_panel=_WRITE),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output.", rich_help_panel=_RUNS),
+    json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout.", rich_help_panel=_RUNS),
     version: bool = _VERSION,
 ) -> None:
     """Colorize every scan under INPUT_ROOT into --out, mirroring the folder tree.
@@ -298,7 +307,7 @@ def colorize_dir(
             _dry_run(settings, json_out)
             return
         _quiet_openmp()
-        from .commands import run_dir  # noqa: PLC0415
+        from .terminal import run_dir  # noqa: PLC0415
 
         code = run_dir(settings, json_out=json_out, argv=sys.argv)
     except UsageError as e:

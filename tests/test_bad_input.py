@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli import api, commands, imaging
+from colorize_cli import api, imaging, terminal
 from colorize_cli.cli import app
 from colorize_cli.manifest import FileRecord, ManifestWriter, read_manifest
 
@@ -119,7 +119,7 @@ def test_each_bad_file_fails_alone_with_its_reason(tmp_path: Path, random_weight
     out.mkdir()
     (out / "blocked").write_text("a file where the output folder must go")
 
-    real_run = commands.run
+    real_run = terminal.run
 
     def run_then_vanish(settings, model, on_plan=lambda plan: None, **kw):
         """Delete one scan after the run has planned it, before it is read: it vanishes mid-run."""
@@ -129,7 +129,7 @@ def test_each_bad_file_fails_alone_with_its_reason(tmp_path: Path, random_weight
             on_plan(plan)
         return real_run(settings, model, on_plan=plan_hook, **kw)
 
-    monkeypatch.setattr(commands, "run", run_then_vanish)
+    monkeypatch.setattr(terminal, "run", run_then_vanish)
     result = runner.invoke(app, ["dir", str(src), "--out", str(out), *common(random_weights), "--json"])
     assert result.exit_code == 1, result.output
 

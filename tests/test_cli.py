@@ -145,3 +145,28 @@ def test_help_is_instant_and_torch_free() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "--render-size" in proc.stdout and "--shard" in proc.stdout
     assert "TORCH False" in proc.stdout
+
+
+def test_help_groups_the_options_into_panels() -> None:
+    """`colorize-dir --help` shows its options in five panels, each option in the right one."""
+    env = {"COLUMNS": "160", "TERM": "dumb"}
+    proc = subprocess.run([sys.executable, "-c", "from colorize_cli.cli import dir_main; dir_main()", "--help"],
+                          capture_output=True, text=True, timeout=60, env={**__import__("os").environ, **env})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    panels = ["What to read", "How to colour", "What to write", "Resume and runs", "Performance"]
+    titles = {i: next(p for p in panels if p in line) for i, line in enumerate(lines) if any(f"─ {p} ─" in line for p in panels)}
+    assert sorted(titles.values()) == sorted(panels), proc.stdout
+
+    def panel_of(option: str) -> str:
+        row = next(i for i, line in enumerate(lines) if f" {option} " in line or f" {option}\n" in line + "\n")
+        return titles[max(i for i in titles if i < row)]
+
+    expected = {"--include": "What to read", "--max-pixels": "What to read", "--render-size": "How to colour",
+                "--upsample": "How to colour", "--format": "What to write", "--report": "What to write",
+                "--shard": "Resume and runs", "--dry-run": "Resume and runs", "--device": "Performance",
+                "--batch-size": "Performance"}  # fmt: skip
+    assert {o: panel_of(o) for o in expected} == expected
+    start = next(i for i, line in enumerate(lines) if "─ Options ─" in line)
+    box = lines[start + 1 : next(i for i in range(start, len(lines)) if lines[i].startswith("╰"))]
+    assert sorted(line.split()[1] for line in box if line.startswith("│ -")) == ["--help", "--version"]

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli import api, commands
+from colorize_cli import api, terminal
 from colorize_cli.cli import app
 from colorize_cli.engine import remove_stale_temps
 from colorize_cli.manifest import FileRecord, ManifestWriter, read_manifest, settings_key, sha256_file
@@ -60,7 +60,7 @@ def fast_cli():
     """In-process runs as in DRIVER (one torch thread), and each weights file loaded once per
     module rather than once per invocation (load_model is pure: same file, same model)."""
     with pytest.MonkeyPatch.context() as mp:
-        real_settings, real_load = api.default_engine_settings, commands.load_model
+        real_settings, real_load = api.default_engine_settings, terminal.load_model
         mp.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real_settings(b, d), torch_threads=1))
         cache: dict[tuple, api.Colorizer] = {}
 
@@ -70,7 +70,7 @@ def fast_cli():
                 cache[key] = real_load(weights, device, fp32)
             return cache[key]
 
-        mp.setattr(commands, "load_model", load)
+        mp.setattr(terminal, "load_model", load)
         yield
 
 
@@ -313,7 +313,7 @@ def test_shards_cover_every_input_once_and_merge(tmp_path: Path, random_weights:
     assert sorted(outputs(out)) == rels
     assert not (out / "manifest.jsonl").exists()
 
-    assert commands.merge_command(shard_files, out / "manifest.jsonl") == 0
+    assert terminal.merge_command(shard_files, out / "manifest.jsonl") == 0
     assert "13 file record(s) from 3 manifest(s), 6 run record(s)" in capsys.readouterr().out  # 3 headers, 3 ends
     merged = [r for r in read_manifest(out / "manifest.jsonl") if r["type"] == "file"]
     assert Counter(r["input"] for r in merged) == Counter([*rels, "box1/index.txt"])
@@ -323,7 +323,7 @@ def test_shards_cover_every_input_once_and_merge(tmp_path: Path, random_weights:
 
 
 def test_merge_command_refuses_missing_manifests(tmp_path: Path, capsys) -> None:
-    assert commands.merge_command([tmp_path / "manifest.1-of-2.jsonl"], tmp_path / "manifest.jsonl") == 2
+    assert terminal.merge_command([tmp_path / "manifest.1-of-2.jsonl"], tmp_path / "manifest.jsonl") == 2
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "manifest.jsonl").exists()
 

@@ -1,5 +1,6 @@
-"""The `colorize-dir` run as the CLI drives it: load, run with a display, summarise, exit code;
-and `colorize manifest merge`, which joins shard manifests."""
+"""What a command does in the terminal around a library call: messages, the progress display,
+the summary, the exit code. For `colorize-dir` (load, run, summarise) and `colorize manifest
+merge` (join shard manifests)."""
 
 from __future__ import annotations
 
