@@ -23,6 +23,7 @@ from .engine import Engine, RunResult, StopFlag, default_engine_settings
 from . import imaging
 from .inference import Predictor, colorize_gray
 from .manifest import FileRecord, RunLock
+from .models import check_model
 from .models.weights import DEFAULT_WEIGHTS, ModelInfo
 from .models.weights import load_model as _load_weights
 from .plan import ModelRef, Plan, model_ref, plan_run
@@ -42,11 +43,13 @@ class Colorizer:
 
     @property
     def render_size(self) -> int:
-        return int(getattr(self.model, "default_render_size", 256))
+        return int(self.model.default_render_size)
 
 
 def from_module(model: nn.Module, info: ModelInfo, device: str = "auto", fp32: bool = False) -> Colorizer:
-    """Wrap an in-memory model (e.g. one just trained, or a test's tiny network)."""
+    """Wrap an in-memory model (e.g. one just trained, or a test's tiny network); it must have
+    the ColorModel interface (models.check_model says what is missing)."""
+    check_model(model)
     dev = resolve_device(device)
     model = model.eval().to(dev).to(memory_format=torch.channels_last)
     return Colorizer(model, info, dev, Predictor(model, dev, autocast_dtype(dev, fp32)))

@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from .models import ARCHS
+
 def _quiet_openmp() -> None:
     """Idle OpenMP threads sleep instead of spinning. Torch's threads share the cores with our
     decode/encode threads (and, on a shared machine, with others): spinning burned 2-3x the CPU
@@ -59,7 +61,7 @@ def doctor(
 def train(
     data: list[Path] = typer.Argument(..., help="Folders of colour photos (searched recursively)."),
     out: Path = typer.Option(Path("runs/chromanet"), "--out", help="Run folder: checkpoint, log, exported weights."),
-    arch: str = typer.Option("chromanet", help="chromanet | seed-unet | seed-bn-unet | koala"),
+    arch: str = typer.Option("chromanet", help=" | ".join(ARCHS)),
     cpu_minutes: float = typer.Option(60.0, help="Budget of process CPU time, minutes (all threads)."),
     batch: int = typer.Option(24, help="Crops per step."),
     crop: int = typer.Option(128, help="Training crop side, px."),

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
 from .color import colorize_full_res, gray_to_lightness
 from .devices import is_out_of_memory, precision, release_cached_memory
+from .models import ColorModel
 from .settings import ColorSettings
 from .tiling import Tile, blend, extract, plan_tiles
 
@@ -76,11 +76,11 @@ class Predictor:
     On an out-of-memory error the batch is split in halves and retried; a single tile that
     still does not fit raises TileTooLarge so the caller can re-tile smaller."""
 
-    def __init__(self, model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> None:
+    def __init__(self, model: ColorModel, device: torch.device, dtype: torch.dtype | None) -> None:
         self.model = model
         self.device = device
         self.dtype = dtype
-        self.stride = int(getattr(model, "stride", 32))
+        self.stride = int(model.stride)
 
     def bucket(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """The padded shape a tile runs at; tiles of one bucket can share a batch, and give the

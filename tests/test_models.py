@@ -1,0 +1,81 @@
+"""Models behind one interface (ColorModel), checked where they are built, and the one
+architecture registry that loading, training and calibration read."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from colorize_cli.api import from_module
+from colorize_cli.models import ARCHS, ColorModel, arch_spec, build, check_model
+from colorize_cli.models.weights import ModelInfo
+from colorize_cli.training.data import CropSettings, make_batch
+from colorize_cli.training.loop import TrainConfig, _param_groups
+from colorize_cli.training.objectives import OBJECTIVES, make_objective
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_every_architecture_builds_with_the_interface_and_trains_one_step(arch: str) -> None:
+    torch.manual_seed(0)
+    model = build(arch)
+    assert isinstance(model, ColorModel)
+    x = torch.full((1, 1, 64, 64), 50.0)
+    with torch.no_grad():
+        ab = model.eval().predict_ab(x)
+    assert ab.shape == (1, 2, 64 // model.output_scale, 64 // model.output_scale)
+
+    spec = arch_spec(arch)
+    assert spec.loss in OBJECTIVES
+    if spec.pretrained:  # the submodule that takes ImageNet weights exists
+        assert isinstance(getattr(model, spec.pretrained), nn.Module)
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (80, 96, 3), dtype=np.uint8) for _ in range(3)]
+    objective = make_objective(arch, model, photos, torch.device("cpu"), seed=0)
+    lightness, lab, rgb = (torch.from_numpy(a) for a in make_batch(photos, rng, 2, CropSettings(size=64, damage=0.0)))
+    loss, _ = objective(model.train()(lightness), lab, rgb)
+    assert math.isfinite(float(loss.detach())) and float(loss.detach()) > 0
+
+
+def test_pretrained_parts_are_trained_as_the_registry_says() -> None:
+    cfg = TrainConfig(data=(), out="", lr=1e-3, encoder_lr=1e-4)
+    chroma = build("chromanet")
+    groups = _param_groups(chroma, cfg)
+    encoder = {id(p) for p in chroma.encoder.parameters()}
+    assert [g["base"] for g in groups] == [1e-3, 1e-4]
+    assert {id(p) for p in groups[1]["params"]} == encoder  # fine-tuned at the encoder's rate
+
+    koala = build("koala")
+    (group,) = _param_groups(koala, TrainConfig(data=(), out="", arch="koala"))
+    trained = {id(p) for p in group["params"]}
+    assert not any(p.requires_grad for p in koala.classifier.parameters())  # the ImageNet classifier is fixed
+    assert {id(p) for p in koala.encoder.parameters()} <= trained  # its own encoder learns
+    assert all(p.requires_grad for p in koala.encoder.parameters())
+
+
+class NoStride(nn.Module):
+    output_scale = 1
+    default_render_size = 64
+
+    def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(lightness.shape[0], 2, *lightness.shape[2:])
+
+
+def test_a_model_without_the_interface_is_refused_where_it_enters() -> None:
+    with pytest.raises(TypeError, match="NoStride is not a colorization model: stride missing"):
+        check_model(NoStride())
+    with pytest.raises(TypeError, match="stride missing"):
+        from_module(NoStride(), ModelInfo("x", "test", "0" * 64, {}), device="cpu")
+
+    class NoPredict(nn.Module):
+        stride = 1
+        output_scale = 1
+        default_render_size = 0
+
+    with pytest.raises(TypeError, match="default_render_size, predict_ab missing"):
+        check_model(NoPredict())
+    with pytest.raises(ValueError, match="unknown architecture 'unet3'; choose one of chromanet, seed-unet"):
+        build("unet3")
