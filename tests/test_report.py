@@ -579,6 +579,20 @@ def test_fifty_thousand_rows_write_fast_and_page(tmp_path: Path) -> None:
     names = [row["text"]["name"] for row in last_page.rows]
     assert names == sorted(names)
 
+    from devtools import Browser  # the compare view walks 50,000 files across pages
+
+    with Browser(tmp_path / "profile-big") as browser:
+        browser.open(report.as_uri() + "#sort=order")
+        browser.click('article.row[data-index="98"]')
+        browser.wait_for("!document.getElementById('compare').hidden")
+        for key in ("ArrowRight", "j", "j", "k"):
+            browser.key(key)
+        assert browser.eval("document.getElementById('c-pos').textContent") == "101 of 50,000"
+        assert browser.eval("document.getElementById('c-name').textContent") == "box 000/folder/scan_000100.tif"
+        browser.key("Escape")
+        assert "page 2 of 500" in browser.eval("document.getElementById('pageinfo').textContent")
+        assert browser.eval("document.querySelectorAll('article.row').length") == 100
+
 
 def test_a_real_run_with_report_shows_every_file_in_chromium(tmp_path: Path, random_weights: Path) -> None:
     """End to end: `colorize-dir --report` on a small batch with one bad file, then the page as
