@@ -3,6 +3,7 @@ needs_look, and the HTML page as a real browser renders it (headless Chromium, f
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import shutil
@@ -724,9 +725,10 @@ def test_compare_view_shows_both_images_at_full_size_and_keys_move_between_files
         assert (original["title"], result["title"]) == ("Original", "Result")
         for pane, root in ((original, scans), (result, out)):
             path = Path(url2pathname(pane["url"].removeprefix("file://")))
-            if COMPARE_FILES[rel][1] == "TIFF":  # no browser draws TIFF: the enlarged preview instead
+            if COMPARE_FILES[rel][1] == "TIFF":  # no browser draws TIFF: the preview, at the scan's scale
                 assert "cannot show this format" in pane["note"]
                 assert path.parent == out / THUMBS_DIR and pane["natural"][0] <= THUMB_LONG_SIDE
+                assert pane["shown"][0] == COMPARE_FILES[rel][0][0]
                 continue
             assert path.resolve() == (root / rel).resolve(), (pane["url"], root / rel)
             with Image.open(root / rel) as im:
@@ -745,6 +747,17 @@ def test_compare_view_shows_both_images_at_full_size_and_keys_move_between_files
         state = _compare_state(browser)
         check_full_size(state, order[1])
         assert state["pos"] == "2 of 5"
+        # On screen: the gray original on the left, the tinted result on the right, both painted.
+        browser.eval("Promise.all([...document.querySelectorAll('#c-panes img')].map(i => i.decode()))"
+                     ".then(() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done))))")
+        shot = tmp / "compare.png"
+        shot.write_bytes(base64.b64decode(browser.page("Page.captureScreenshot")["data"]))
+        with Image.open(shot) as im:
+            px = np.asarray(im.convert("RGB")).astype(np.int16)
+        top = 120  # below the toolbar and the pane titles
+        left, right = px[top:, 40 : px.shape[1] // 2 - 40], px[top:, px.shape[1] // 2 + 40 : -40]
+        assert left.std() > 20 and np.abs(left[..., 0] - left[..., 2]).mean() < 3  # a gray photo, not a blank pane
+        assert right.std() > 20 and (right[..., 0] - right[..., 2]).mean() > 15  # the colour result
 
         steps = [("ArrowRight", 2), ("j", 3), ("ArrowLeft", 2), ("k", 1), ("ArrowRight", 2), ("n", 3), ("j", 4),
                  ("j", 4), ("p", 3)]  # fmt: skip
