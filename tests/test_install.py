@@ -39,6 +39,7 @@ def test_the_wheel_carries_the_model_its_digest_and_its_card(wheel: Path) -> Non
         assert z.read("colorize_cli/weights/chromanet-v1.safetensors") == SHIPPED.read_bytes()
         assert z.read("colorize_cli/weights/chromanet-v1.safetensors.sha256") == SHIPPED.with_name(SHIPPED.name + ".sha256").read_bytes()
         assert "colorize_cli/weights/MODEL_CARD.md" in names
+        assert "colorize_cli/templates/report.html.j2" in names  # the review sheet renders from an installed wheel
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     from colorize_cli import __version__
 
