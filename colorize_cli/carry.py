@@ -5,8 +5,9 @@ every tag, block and chunk of the input is written with the same type and bytes,
   the EXIF/IRB thumbnails (they would show the gray original), and for a TIFF output the EXIF
   tags TIFF must not hold (ComponentsConfiguration, CompressedBitsPerPixel, PixelX/YDimension,
   InteropIndex, YCbCrPositioning: exiftool -validate flags them in a TIFF);
-* Orientation, when present, becomes 1 (the pixels are turned); PixelX/YDimension, when present,
-  become the output size; Software becomes "colorize-cli <version>";
+* Orientation, when present, becomes 1 (the pixels are turned); PixelX/YDimension become the
+  output size (and are added to an Exif IFD outside TIFF, where EXIF requires them);
+  Software becomes "colorize-cli <version>";
 * ImageDescription gets the marker "[colorized by colorize-cli <version>, model X]" appended
   (an earlier marker is replaced, never stacked), so a caption is never lost or rewritten;
 * the XMP gets the provenance description (`provenance.py`), and its tiff:Orientation reset.
@@ -175,8 +176,8 @@ def _carry_tags(meta: Metadata, fmt: str, width: int, height: int, model_name: s
         tags[RES_UNIT] = pack(order, SHORT, 2)
     exif = dict(d.exif)
     for tag, value in ((_PIXEL_X, width), (_PIXEL_Y, height)):
-        if tag in exif:
-            kind = exif[tag].type if exif[tag].type == SHORT and value < 65536 else LONG
+        if tag in exif or (exif and fmt != "TIFF"):  # JPEG's EXIF requires them (EXIF 2.3, 4.6.5)
+            kind = SHORT if tag in exif and exif[tag].type == SHORT and value < 65536 else LONG
             exif[tag] = pack(order, kind, value)
     out = Directory(order, tags, exif, dict(d.gps), dict(d.interop))
     if fmt == "TIFF":

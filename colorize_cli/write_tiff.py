@@ -99,7 +99,7 @@ def _page_directory(order: str, carried: Carried) -> Directory:
     if carried.xmp:
         tags[XMP_TAG] = pack(order, BYTE, carried.xmp)
     if carried.photoshop:
-        tags[PHOTOSHOP_TAG] = pack(order, UNDEFINED, carried.photoshop)
+        tags[PHOTOSHOP_TAG] = pack(order, BYTE, carried.photoshop)
     if carried.iptc:
         kind = carried.iptc_type if carried.iptc_type in TYPE_SIZES else UNDEFINED
         size = TYPE_SIZES[kind]

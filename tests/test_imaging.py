@@ -17,7 +17,7 @@ import piexif
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from colorize_cli import color, imaging
+from colorize_cli import color, imaging, reading, write_png
 from colorize_cli.imaging import ImageError, WriteError, read_scan, write_image
 from colorize_cli.metadata import Metadata
 
@@ -371,7 +371,7 @@ def test_permission_denied(tmp_path, pattern, monkeypatch):
             raise PermissionError(errno.EACCES, "Permission denied", str(file))
         return builtins.open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(imaging, "open", refuse, raising=False)
+    monkeypatch.setattr(reading, "open", refuse, raising=False)
     with pytest.raises(ImageError, match=r"^permission denied$"):
         read_scan(path)
 
@@ -465,13 +465,13 @@ def test_8bit_only_formats_round_and_drop_alpha(tmp_path, pattern):
 def test_atomic_temp_name_then_replace(tmp_path, pattern, monkeypatch):
     out = tmp_path / "out.png"
     seen = []
-    real = imaging._encode_png
+    real = write_png.encode_png
 
     def spy(fp, *args):
         seen.append(sorted(p.name for p in tmp_path.iterdir()))
         real(fp, *args)
 
-    monkeypatch.setattr(imaging, "_encode_png", spy)
+    monkeypatch.setattr(write_png, "encode_png", spy)
     write_image(out, _rgb(pattern, 8, 8), None, "PNG", 90, Metadata())
     assert len(seen) == 1 and len(seen[0]) == 1 and re.fullmatch(r"\.out\.png\.[0-9a-f]{8}\.tmp", seen[0][0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
@@ -485,7 +485,7 @@ def test_failed_write_leaves_nothing(tmp_path, pattern, monkeypatch, fmt, code, 
         raise OSError(code, os.strerror(code))
 
     if fmt == "PNG":
-        monkeypatch.setattr(imaging, "_encode_png", fail)
+        monkeypatch.setattr(write_png, "encode_png", fail)
     else:
         monkeypatch.setattr(Image.Image, "save", lambda self, fp, *a, **k: fail(fp))
     out = tmp_path / "out.img"
@@ -501,7 +501,7 @@ def test_failed_overwrite_keeps_old_file(tmp_path, pattern, monkeypatch):
     def fail(fp, *args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(imaging, "_encode_png", fail)
+    monkeypatch.setattr(write_png, "encode_png", fail)
     with pytest.raises(WriteError, match="^disk full$"):
         write_image(out, _rgb(pattern, 8, 8), None, "PNG", 90, Metadata())
     assert out.read_bytes() == b"previous result" and [p.name for p in tmp_path.iterdir()] == ["out.png"]
