@@ -4,10 +4,13 @@ One table serves discovery (what the first bytes say, before anything is decoded
 (which Pillow plugins may open a file) and writing (the output format when it is "same as
 input"). Torch-free and Pillow-free: `--dry-run` uses it.
 
-Output rule: a format is written back as itself when Pillow writes it faithfully, with room
+Output rule: a format is written back as itself when it is written faithfully here, with room
 for the metadata and the provenance XMP (JPEG, PNG, TIFF, WebP, JPEG 2000, the last always
-lossless). Every other raster (BMP, GIF, PNM, PSD, TGA, HEIF, AVIF) falls back to TIFF:
-lossless, 16 bits a channel, every metadata block, and one file for all pages.
+lossless). Every other raster falls back to a lossless format that holds 16 bits a channel,
+EXIF, ICC and XMP: PNG (BMP, GIF, PNM, TGA, HEIF, AVIF), or TIFF for PSD, whose Photoshop
+resources and IPTC only TIFF can hold. PNG rather than TIFF for the others: a TIFF must state
+a resolution (exiftool -validate warns when it does not), and these formats mostly state none,
+so a TIFF would have to invent one.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
 }
 EXT_FORMAT = {ext: fmt for fmt, exts in EXTENSIONS.items() for ext in exts}
 
-# Formats written back as themselves; the rest fall back to FALLBACK.
+# Formats written back as themselves; the rest fall back to PNG, or to TIFF where named here.
 WRITTEN_AS_ITSELF = ("JPEG", "PNG", "TIFF", "WEBP", "JPEG2000")
-FALLBACK = "TIFF"
+FALLBACK = "PNG"
+FALLBACK_FOR = {"PSD": "TIFF"}
 # Formats that hold 16 bits a channel in colour, as written here.
 SIXTEEN_BIT = ("PNG", "TIFF")
 # --format values (and their common spellings) -> the format written.
@@ -54,7 +58,7 @@ _AVIF_BRANDS = (b"avif", b"avis")
 
 def output_format(fmt: str) -> str:
     """The format a scan of `fmt` is written as when the output format is "same as input"."""
-    return fmt if fmt in WRITTEN_AS_ITSELF else FALLBACK
+    return fmt if fmt in WRITTEN_AS_ITSELF else FALLBACK_FOR.get(fmt, FALLBACK)
 
 
 def raster_format(head: bytes) -> str | None:

@@ -116,6 +116,37 @@ def _from_tiff_page(meta: Metadata, page: Directory) -> None:
         meta.exif = EXIF_HEADER + tiff_ifd.exif_block(kept)
 
 
+_JP2_UUIDS = {
+    b"JpgTiffExif->JP2": "exif",
+    bytes.fromhex("be7acfcb97a942e89c71999491e3afac"): "xmp",
+    bytes.fromhex("33c7a4d2b81d4723a0baf1a3e097ad38"): "iptc",
+}
+
+
+def add_jp2_boxes(meta: Metadata, read: tiff_ifd.Reader) -> None:
+    """EXIF, XMP and IPTC of a JPEG 2000 file: `uuid` boxes, which Pillow does not read."""
+    pos = 0
+    for _ in range(1000):
+        head = read(pos, 16)
+        if len(head) < 8:
+            return
+        size, kind = struct.unpack_from(">I4s", head)
+        header = 8
+        if size == 1 and len(head) == 16:
+            size, header = struct.unpack_from(">Q", head, 8)[0], 16
+        if kind == b"uuid" and size > header + 16:
+            body = read(pos + header, size - header)
+            name = _JP2_UUIDS.get(body[:16])
+            payload = body[16:]
+            if name == "exif":
+                meta.exif = payload if payload.startswith(EXIF_HEADER) else EXIF_HEADER + payload
+            elif name and payload:
+                setattr(meta, name, payload)
+        if size < header:  # 0: the last box runs to the end of the file
+            return
+        pos += size
+
+
 def _xmp(img: Image.Image) -> bytes | None:
     xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
     if isinstance(xmp, str):

@@ -22,7 +22,7 @@ from PIL import Image, ImageFile
 
 from colorize_cli import color, formats, icc, tiff_ifd
 from colorize_cli.grayscale import float_to_16, int32_to_16, luminance8, luminance16, orient, to_uint8
-from colorize_cli.metadata import Metadata, extract, one_line
+from colorize_cli.metadata import Metadata, add_jp2_boxes, extract, one_line
 
 READ_FORMATS = tuple(dict.fromkeys(p for plugins in formats.PILLOW_PLUGINS.values() for p in plugins))
 
@@ -187,6 +187,9 @@ def _decode(img: Image.Image, max_pixels: int | None, fp: BinaryIO | None, page:
         raise ImageError(f"corrupt {fmt}: {one_line(err)}") from None
     meta = extract(img, page)  # after load: a PNG may keep its eXIf chunk after the pixel data
     meta.source_format = fmt
+    if fmt == "JPEG2000" and fp is not None:
+        add_jp2_boxes(meta, _reader(fp))
+        meta.orientation = 1  # JPEG 2000 has no orientation: an EXIF one is not applied by viewers
     try:
         wide = _read_16bit_colour(fp, fmt, index) if deep and fp is not None else None
         if wide is not None:

@@ -55,8 +55,21 @@ def _box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", 8 + len(payload)) + kind + payload
 
 
+def _resc(dpi: tuple[float, float]) -> bytes:
+    """A `resc` box body: grid points per metre as numerator, denominator and a power of ten."""
+    parts = []
+    for value in (dpi[1], dpi[0]):  # vertical first
+        per_metre, exponent = value / 0.0254, 0
+        while per_metre >= 65535:
+            per_metre, exponent = per_metre / 10, exponent + 1
+        parts.append((max(1, round(per_metre)), exponent))
+    (vn, ve), (hn, he) = parts
+    return struct.pack(">HHHHbb", vn, 1, hn, 1, ve, he)
+
+
 def _with_uuid_boxes(jp2: bytes, carried: Carried) -> bytes:
-    """The JP2 file with EXIF, IPTC and XMP `uuid` boxes put before its codestream box."""
+    """The JP2 file with its capture resolution (`res ` box in the header) and EXIF, IPTC and
+    XMP `uuid` boxes put before its codestream box."""
     boxes = b""
     if carried.tags is not None:
         boxes += _box(b"uuid", _UUID_EXIF + tiff_ifd.exif_block(carried.tags))
@@ -71,6 +84,10 @@ def _with_uuid_boxes(jp2: bytes, carried: Carried) -> bytes:
     pos = 0
     while pos + 8 <= len(jp2):
         size, kind = struct.unpack_from(">I4s", jp2, pos)
+        if kind == b"jp2h" and carried.dpi and size >= 8:  # capture resolution, in the header superbox
+            res = _box(b"res ", _box(b"resc", _resc(carried.dpi)))
+            jp2 = jp2[:pos] + struct.pack(">I", size + len(res)) + jp2[pos + 4 : pos + size] + res + jp2[pos + size :]
+            size += len(res)
         if kind == b"jp2c":
             return jp2[:pos] + boxes + jp2[pos:]
         if size == 1:

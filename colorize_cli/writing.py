@@ -95,6 +95,8 @@ def write_pages(
             pixels, carried = _prepare(page, fmt, origin, notes)
         except WriteError as err:
             raise WriteError(f"page {i + 1} of {len(pages)}: {err}" if many else str(err)) from None
+        if fmt == "TIFF" and i and not page.meta.xmp:
+            carried.xmp = None  # the file's XMP is page 1's; exiftool calls XMP on a later page non-standard
         prepared.append((pixels, carried))
     times = _times(keep_times_from, notes)
     path = Path(path)
