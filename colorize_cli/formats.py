@@ -37,7 +37,7 @@ WRITTEN_AS_ITSELF = ("JPEG", "PNG", "TIFF", "WEBP", "JPEG2000")
 FALLBACK = "PNG"
 FALLBACK_FOR = {"PSD": "TIFF"}
 # Formats that hold 16 bits a channel in colour, as written here.
-SIXTEEN_BIT = ("PNG", "TIFF")
+SIXTEEN_BIT = ("PNG", "TIFF", "JPEG2000")
 # --format values (and their common spellings) -> the format written.
 OUT_FORMATS = {
     "jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "tiff": "TIFF", "tif": "TIFF", "webp": "WEBP",

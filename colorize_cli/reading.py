@@ -174,7 +174,7 @@ def _decode(img: Image.Image, max_pixels: int | None, fp: BinaryIO | None, page:
     if max_pixels and w * h > max_pixels:
         raise ImageError(f"image too large: {w}x{h} = {_mpx(w * h)} Mpx exceeds --max-pixels {max_pixels}")
     notes: list[str] = []
-    deep = _decoded_16bit_rgb_as_8(img)  # known from the tile layout, which load() discards
+    deep = _decoded_16bit_rgb_as_8(img, fp)  # known from the header and tile layout, which load() discards
     try:
         img.load()
     except Image.DecompressionBombError as err:
@@ -219,22 +219,37 @@ def _mpx(pixels: int) -> str:
     return f"{mpx:.0f}" if mpx >= 10 else f"{mpx:.2g}"
 
 
-def _decoded_16bit_rgb_as_8(img: Image.Image) -> bool:
+def _decoded_16bit_rgb_as_8(img: Image.Image, fp: BinaryIO | None) -> bool:
     if img.mode not in ("RGB", "RGBA", "RGBX"):
         return False
+    if img.format == "JPEG2000" and fp is not None:
+        return _jp2_bits(fp) > 8
     try:
         return any(";16" in str(tile.args) for tile in img.tile or ())
     except Exception:
         return False
 
 
-def _read_16bit_colour(fp: BinaryIO, fmt: str, index: int) -> np.ndarray | None:
-    """(H, W, 3|4) uint16 of a 48/64-bit TIFF page or PNG, by a decoder that holds 16 bits."""
+def _jp2_bits(fp: BinaryIO) -> int:
+    """Bits per component of a JPEG 2000 file, from its `ihdr` box or codestream SIZ marker."""
     fp.seek(0)
-    if fmt == "PNG":
+    head = fp.read(512)
+    at = head.find(b"ihdr")
+    if at >= 0 and len(head) > at + 14:
+        return (head[at + 14] & 0x7F) + 1
+    if head[:4] == b"\xff\x4f\xff\x51" and len(head) > 42:
+        return (head[42] & 0x7F) + 1
+    return 8
+
+
+def _read_16bit_colour(fp: BinaryIO, fmt: str, index: int) -> np.ndarray | None:
+    """(H, W, 3|4) uint16 of a 48/64-bit TIFF page, PNG or JPEG 2000, by a decoder that holds 16 bits."""
+    fp.seek(0)
+    if fmt in ("PNG", "JPEG2000"):
         import imagecodecs  # noqa: PLC0415
 
-        pixels = imagecodecs.png_decode(fp.read())
+        decode = imagecodecs.png_decode if fmt == "PNG" else imagecodecs.jpeg2k_decode
+        pixels = decode(fp.read())
     elif fmt == "TIFF":
         import tifffile  # noqa: PLC0415
 

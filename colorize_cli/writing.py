@@ -2,9 +2,10 @@
 temp file in the output folder, fsync, os.replace: a crash or a full disk never leaves a
 half-written file under the final name).
 
-Which library writes which format: JPEG, WebP, BMP and JPEG 2000 by Pillow (`write_pillow`),
-PNG by our own encoder (`write_png`: 16-bit colour with every chunk), TIFF by our IFD layout
-with imagecodecs' LZW (`write_tiff`). 16 bits are kept for PNG and TIFF.
+Which library writes which format: JPEG, WebP and BMP by Pillow (`write_pillow`), JPEG 2000
+by Pillow at 8 bits and imagecodecs at 16 (`write_jp2`), PNG by our own encoder (`write_png`:
+16-bit colour with every chunk), TIFF by our IFD layout with imagecodecs' LZW (`write_tiff`).
+16 bits are kept for PNG, TIFF and JPEG 2000.
 
 Pages: a TIFF holds every page in one file. A format that holds one image gets one file a
 page: page 1 under the planned name, page N beside it as `<stem>_page<N><ext>`.
@@ -21,7 +22,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from colorize_cli import formats, write_pillow, write_png, write_tiff
+from colorize_cli import formats, write_jp2, write_pillow, write_png, write_tiff
 from colorize_cli.carry import Carried, carry
 from colorize_cli.fsutil import atomic_output
 from colorize_cli.grayscale import match_depth, to_8bit
@@ -149,6 +150,8 @@ def _prepare(page: Page, fmt: str, origin: Provenance, notes: list[str]) -> tupl
 def _encode_one(fp: BinaryIO, pixels: np.ndarray, fmt: str, quality: int, carried: Carried) -> None:
     if fmt == "PNG":
         write_png.encode_png(fp, pixels, carried)
+    elif fmt == "JPEG2000":
+        write_jp2.encode_jp2(fp, pixels, carried)
     else:
         write_pillow.encode_pillow(fp, pixels, fmt, quality, carried)
 

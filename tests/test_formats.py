@@ -100,3 +100,24 @@ def test_signatures_table():
     assert formats.raster_format(b"GIF89a\x01\x00") == "GIF" and formats.raster_format(b"8BPS\x00\x01") == "PSD"
     assert formats.output_format("PSD") == "TIFF" and formats.output_format("GIF") == "PNG"
     assert formats.output_format("JPEG2000") == "JPEG2000"
+
+
+@pytest.mark.parametrize("fmt,ext", [("PNG", "png"), ("TIFF", "tif"), ("JPEG2000", "jp2")])
+def test_16bit_colour_in_16bit_colour_out(tmp_path, fmt, ext):
+    """48-bit scans (a toned print scanned in colour) are read and written at 16 bits; tifffile,
+    imagecodecs and exiftool read the results."""
+    from colorize_cli.imaging import write_image
+    from colorize_cli.metadata import Metadata
+
+    y, x = np.mgrid[0:20, 0:30]
+    rgb = np.dstack([x * 2000 + 7, y * 3000 + 11, (x + y) * 1100 + 3]).astype(np.uint16)
+    write_image(tmp_path / f"in.{ext}", rgb, None, fmt, 90, Metadata())
+    scan = read_scan(tmp_path / f"in.{ext}")
+    assert scan.bit_depth == 16 and (scan.gray % 257 != 0).any()
+    write_image(tmp_path / f"out.{ext}", rgb, None, fmt, 90, scan.meta)
+    import imagecodecs
+    import tifffile
+
+    data = (tmp_path / f"out.{ext}").read_bytes()
+    back = {"PNG": imagecodecs.png_decode, "JPEG2000": imagecodecs.jpeg2k_decode}.get(fmt, lambda d: tifffile.imread(tmp_path / f"out.{ext}"))(data)
+    assert back.dtype == np.uint16 and np.array_equal(back, rgb)  # lossless, every level
