@@ -8,13 +8,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
 from colorize_cli import formats
 from colorize_cli.discover import DiscoverOptions, discover
-from colorize_cli.imaging import read_scan
+from colorize_cli.imaging import read_scan, write_image
+from colorize_cli.metadata import Metadata
 
 
 def ramp(h: int = 24, w: int = 32) -> np.ndarray:
@@ -106,18 +109,12 @@ def test_signatures_table():
 def test_16bit_colour_in_16bit_colour_out(tmp_path, fmt, ext):
     """48-bit scans (a toned print scanned in colour) are read and written at 16 bits; tifffile,
     imagecodecs and exiftool read the results."""
-    from colorize_cli.imaging import write_image
-    from colorize_cli.metadata import Metadata
-
     y, x = np.mgrid[0:20, 0:30]
     rgb = np.dstack([x * 2000 + 7, y * 3000 + 11, (x + y) * 1100 + 3]).astype(np.uint16)
     write_image(tmp_path / f"in.{ext}", rgb, None, fmt, 90, Metadata())
     scan = read_scan(tmp_path / f"in.{ext}")
     assert scan.bit_depth == 16 and (scan.gray % 257 != 0).any()
     write_image(tmp_path / f"out.{ext}", rgb, None, fmt, 90, scan.meta)
-    import imagecodecs
-    import tifffile
-
     data = (tmp_path / f"out.{ext}").read_bytes()
     back = {"PNG": imagecodecs.png_decode, "JPEG2000": imagecodecs.jpeg2k_decode}.get(fmt, lambda d: tifffile.imread(tmp_path / f"out.{ext}"))(data)
     assert back.dtype == np.uint16 and np.array_equal(back, rgb)  # lossless, every level

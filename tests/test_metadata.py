@@ -218,6 +218,20 @@ def test_png_text_chunks(tmp_path):
     assert "text chunks dropped: Author, Description, Title (JPEG has no text chunks)" in notes
 
 
+def test_itxt_language_tags_kept(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("Title", "Hafen bei Nacht", lang="de", tkey="Titel")
+    info.add_text("Source", "Glasplatte Nr. 12")  # Latin-1 text stays a tEXt chunk
+    Image.new("L", (8, 8), 100).save(tmp_path / "t.png", pnginfo=info)
+    scan = read_scan(tmp_path / "t.png")
+    write_image(tmp_path / "o.png", colourize(scan.gray), None, "PNG", 90, scan.meta)
+    with Image.open(tmp_path / "o.png") as im:
+        title = im.text["Title"]
+        assert (title, title.lang, title.tkey) == ("Hafen bei Nacht", "de", "Titel")
+    chunks = (tmp_path / "o.png").read_bytes()
+    assert b"tEXtSource\x00Glasplatte Nr. 12" in chunks and b"iTXtTitle\x00\x00\x00de\x00Titel\x00" in chunks
+
+
 def _jpeg_with_segment(marker: int, payload: bytes, **save) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(stored_scan()).save(buf, "JPEG", **save)
