@@ -330,3 +330,21 @@ def test_png_dpi_snaps_to_integer(tmp_path):
     with Image.open(tmp_path / "d.png") as im:
         assert im.info["dpi"] != (300, 300)  # pixels per metre do not hold 300 dpi exactly
     assert read_scan(tmp_path / "d.png").meta.dpi == (300.0, 300.0)
+
+
+def test_provenance_is_added_once_and_the_input_xmp_kept():
+    from colorize_cli.provenance import DIGITAL_SOURCE_TYPE, Provenance, merge
+
+    origin = Provenance("chromanet-v1", "ab" * 32, "Hafen 1931.tif", "cd" * 32)
+    source = XMP.replace(b'tiff:Orientation="6"', b'tiff:Orientation="6" Iptc4xmpExt:DigitalSourceType="x/negativeFilm"')
+    notes: list[str] = []
+    once = merge(source, origin, notes)
+    twice = merge(once, Provenance("other", "ef" * 32, "copy.tif", "01" * 32), notes)
+    for xmp in (once, twice):
+        assert xmp.count(b"DigitalSourceType") == 1 and DIGITAL_SOURCE_TYPE.encode() in xmp
+        assert xmp.count(b"<xmpMM:DerivedFrom") == 1 and b"<dc:source>Box 12, folder 3</dc:source>" in xmp
+    assert b"Hafen 1931.tif" in once and b"copy.tif" in twice and b"Hafen 1931.tif" not in twice
+    assert notes == []
+    broken: list[str] = []
+    assert DIGITAL_SOURCE_TYPE.encode() in merge(b"<x:xmpmeta><rdf:RDF>", origin, broken)
+    assert broken == ["XMP replaced: the input's XMP is not well-formed, only the provenance is written"]
