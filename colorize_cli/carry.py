@@ -6,7 +6,8 @@ every tag, block and chunk of the input is written with the same type and bytes,
   tags TIFF must not hold (ComponentsConfiguration, CompressedBitsPerPixel, PixelX/YDimension,
   InteropIndex, YCbCrPositioning: exiftool -validate flags them in a TIFF);
 * Orientation, when present, becomes 1 (the pixels are turned); PixelX/YDimension become the
-  output size (and are added to an Exif IFD outside TIFF, where EXIF requires them);
+  output size (and are added to an Exif IFD outside TIFF, where EXIF requires them; a JPEG's
+  EXIF also gets YCbCrPositioning, which EXIF requires and which is true of the new JPEG);
   Software becomes "colorize-cli <version>";
 * ImageDescription gets the marker "[colorized by colorize-cli <version>, model X]" appended
   (an earlier marker is replaced, never stacked), so a caption is never lost or rewritten;
@@ -32,11 +33,11 @@ from colorize_cli.tiff_ifd import ASCII, LONG, RATIONAL, SHORT, Directory, Entry
 SOFTWARE = f"colorize-cli {__version__}"
 JPEG_SEGMENT_MAX = 65533  # payload of one JPEG APPn segment, length field included
 _DESCRIPTION, _SOFTWARE = 0x010E, 0x0131
-_PIXEL_X, _PIXEL_Y, _MAKER_NOTE = 0xA002, 0xA003, 0x927C
+_PIXEL_X, _PIXEL_Y, _MAKER_NOTE, _YCBCR_POSITIONING = 0xA002, 0xA003, 0x927C, 0x0213
 _MARKER_RE = re.compile(rb"\s*\[colorized by colorize-cli [^\]]*\]\s*$")
 _XMP_ORIENT_RE = re.compile(rb'(tiff:Orientation(?:="|>))\s*[2-8]\s*(?=["<])')
 # EXIF tags a TIFF must not hold (exiftool's TIFF validation), by IFD.
-_NOT_IN_TIFF = {"tags": (0x0213,), "exif": (0x9101, 0x9102, _PIXEL_X, _PIXEL_Y), "interop": (0x0001,)}
+_NOT_IN_TIFF = {"tags": (_YCBCR_POSITIONING,), "exif": (0x9101, 0x9102, _PIXEL_X, _PIXEL_Y), "interop": (0x0001,)}
 _TABLES = {"tags": "Image", "exif": "Exif", "gps": "GPS", "interop": "Interop"}
 
 
@@ -174,6 +175,8 @@ def _carry_tags(meta: Metadata, fmt: str, width: int, height: int, model_name: s
         tags[X_RES] = pack(order, RATIONAL, [rational(meta.dpi[0])])
         tags[Y_RES] = pack(order, RATIONAL, [rational(meta.dpi[1])])
         tags[RES_UNIT] = pack(order, SHORT, 2)
+    if fmt == "JPEG" and _YCBCR_POSITIONING not in tags:  # EXIF requires it in a JPEG: true of ours
+        tags[_YCBCR_POSITIONING] = pack(order, SHORT, 1)  # centred, as JFIF decoders assume
     exif = dict(d.exif)
     for tag, value in ((_PIXEL_X, width), (_PIXEL_Y, height)):
         if tag in exif or (exif and fmt != "TIFF"):  # JPEG's EXIF requires them (EXIF 2.3, 4.6.5)
