@@ -69,7 +69,8 @@ class Carried:
                 if value:
                     kw[key] = value
         if fmt == "JPEG" and "Comment" in self.text:
-            kw["comment"] = self.text["Comment"].encode("utf-8")
+            comment = self.text["Comment"]
+            kw["comment"] = getattr(comment, "raw", None) or comment.encode("utf-8")
         if self.dpi and fmt in ("JPEG", "BMP"):
             kw["dpi"] = self.dpi
         return kw

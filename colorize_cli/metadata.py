@@ -64,6 +64,22 @@ def icc_color_space(icc: bytes | None) -> str | None:
     return icc[16:20].decode("latin-1").strip().upper() or None
 
 
+class Comment(str):
+    """A JPEG/GIF comment as text, remembering its bytes, so a JPEG output writes them back as
+    they were (UTF-8 or Latin-1)."""
+
+    raw: bytes
+
+    @classmethod
+    def of(cls, data: bytes) -> Comment:
+        try:
+            text = cls(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            text = cls(data.decode("latin-1"))
+        text.raw = bytes(data)
+        return text
+
+
 def one_line(err: BaseException | str) -> str:
     text = " ".join(str(err).split())
     return text or type(err).__name__
@@ -230,5 +246,5 @@ def _text(img: Image.Image) -> dict[str, str]:
         out[str(key)] = value if isinstance(value, str) else str(value)  # an iTXt keeps its lang/tkey
     comment = img.info.get("comment")
     if comment and img.format in ("JPEG", "MPO", "GIF"):
-        out["Comment"] = comment.decode("utf-8", "replace") if isinstance(comment, bytes) else str(comment)
+        out["Comment"] = Comment.of(comment) if isinstance(comment, bytes) else str(comment)
     return out

@@ -118,3 +118,13 @@ def test_16bit_colour_in_16bit_colour_out(tmp_path, fmt, ext):
     data = (tmp_path / f"out.{ext}").read_bytes()
     back = {"PNG": imagecodecs.png_decode, "JPEG2000": imagecodecs.jpeg2k_decode}.get(fmt, lambda d: tifffile.imread(tmp_path / f"out.{ext}"))(data)
     assert back.dtype == np.uint16 and np.array_equal(back, rgb)  # lossless, every level
+
+
+def test_jpeg2000_keeps_its_capture_resolution(tmp_path):
+    y, x = np.mgrid[0:20, 0:30]
+    rgb = np.dstack([x * 8, y * 12, (x + y) * 4]).astype(np.uint8)
+    write_image(tmp_path / "a.jp2", rgb, None, "JPEG2000", 90, Metadata(dpi=(600.0, 600.0)))
+    with Image.open(tmp_path / "a.jp2") as im:
+        assert tuple(round(v) for v in im.info["dpi"]) == (600, 600)
+        assert np.array_equal(np.asarray(im), rgb)  # lossless
+    assert read_scan(tmp_path / "a.jp2").meta.dpi == (600.0, 600.0)

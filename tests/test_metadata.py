@@ -310,6 +310,14 @@ def test_jpeg_comment_carried(tmp_path):
         assert a.info["comment"] == b"scanned by volunteer 7" and b.text["Comment"] == "scanned by volunteer 7"
 
 
+def test_latin1_jpeg_comment_kept_byte_for_byte(tmp_path):
+    Image.fromarray(stored_scan()).save(tmp_path / "c.jpg", comment="Glasplatte, Müller".encode("latin-1"))
+    scan = read_scan(tmp_path / "c.jpg")
+    write_image(tmp_path / "o.jpg", colourize(scan.gray), None, "JPEG", 90, scan.meta)
+    with Image.open(tmp_path / "o.jpg") as im:
+        assert im.info["comment"] == "Glasplatte, Müller".encode("latin-1")
+
+
 def test_oversized_maker_note_leaves_jpeg_first(tmp_path):
     exif = piexif.dump({"0th": {271: b"Epson"}, "Exif": {37500: bytes(70_000)}})
     meta = Metadata(exif=exif)
