@@ -412,7 +412,7 @@ def _name_for(rel: str, fmt: str, out_format: str | None) -> _Name:
     if ext.lower() not in _EXT_FORMAT:
         stem, ext = name, ""  # "scan.001" -> "scan.001.jpg", so numbered scans stay apart
     written = OUT_FORMATS[out_format.lower()] if out_format else formats.output_format(fmt)
-    if out_format is None and ext and _EXT_FORMAT[ext.lower()] == written:
+    if out_format is None and ext and _EXT_FORMAT[ext.lower()] == written and ext.lower() not in formats.NOT_KEPT_SPELLINGS:
         out_ext = ext  # the same format: keep the user's spelling (.JPG, .jpeg, .tiff)
     else:  # another format, or an extension that lied about the content
         out_ext = EXTENSIONS[written][0]

@@ -32,6 +32,9 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
 }
 EXT_FORMAT = {ext: fmt for fmt, exts in EXTENSIONS.items() for ext in exts}
 
+# Spellings not kept for an output: a bare JPEG 2000 codestream cannot hold the metadata and the
+# provenance, so what is written is a JP2 file, named so.
+NOT_KEPT_SPELLINGS = frozenset({".j2k", ".j2c", ".jpf", ".jpx"})
 # Formats written back as themselves; the rest fall back to PNG, or to TIFF where named here.
 WRITTEN_AS_ITSELF = ("JPEG", "PNG", "TIFF", "WEBP", "JPEG2000")
 FALLBACK = "PNG"

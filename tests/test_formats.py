@@ -128,3 +128,10 @@ def test_jpeg2000_keeps_its_capture_resolution(tmp_path):
         assert tuple(round(v) for v in im.info["dpi"]) == (600, 600)
         assert np.array_equal(np.asarray(im), rgb)  # lossless
     assert read_scan(tmp_path / "a.jp2").meta.dpi == (600.0, 600.0)
+
+
+def test_a_bare_codestream_is_written_as_a_jp2_file_named_so(tmp_path):
+    (tmp_path / "scans").mkdir()
+    Image.fromarray(ramp()).save(tmp_path / "scans" / "plate.j2k")  # a bare codestream: no boxes
+    (job,), _ = discover(tmp_path / "scans", tmp_path / "out", DiscoverOptions())
+    assert (job.fmt, job.out_fmt, job.output.name) == ("JPEG2000", "JPEG2000", "plate.jp2")
