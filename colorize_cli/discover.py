@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from .errors import UsageError
-from .formats import OUT_FORMATS
+from .formats import OUT_FORMATS, output_format
 from .globs import compile_globs, first_match
 from .outnames import assign_outputs
 from .relpath import rel_key, within
@@ -41,8 +41,8 @@ class Job:
     input: Path  # absolute, through any symlinks as found
     rel: PurePosixPath  # relative to the input root, as found
     output: Path  # absolute
-    fmt: str  # input format: JPEG | PNG | TIFF | BMP | WEBP
-    out_fmt: str  # format to write, same spelling as fmt
+    fmt: str  # input format, as in formats.EXTENSIONS: JPEG | PNG | TIFF | JPEG2000 | GIF | ...
+    out_fmt: str  # format to write: formats.output_format(fmt) unless --format chose one
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,14 @@ class DiscoverOptions:
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = True
     allow_outside_root: bool = False
-    out_format: str | None = None  # None: same as input; else jpeg | png | tiff | webp
+    out_format: str | None = None  # None: same as input; else jpeg | png | tiff | webp | jp2
     suffix: str = ""  # appended to each output's stem
     shard: tuple[int, int] | None = None  # (K, N), 1-based K
 
     def __post_init__(self) -> None:
         if self.out_format is not None and self.out_format.lower() not in OUT_FORMATS:
             raise UsageError(
-                f"unknown output format {self.out_format!r}; choose jpeg, png, tiff or webp"
+                f"unknown output format {self.out_format!r}; choose jpeg, png, tiff, webp or jp2"
             )
         if "/" in self.suffix or os.sep in self.suffix or "\0" in self.suffix:
             raise UsageError(f"--suffix may not contain a path separator (got {self.suffix!r})")
@@ -168,7 +168,7 @@ def discover(input_root: Path, out_root: Path, opts: DiscoverOptions) -> tuple[l
     keep = (lambda rel: shard_of(rel, opts.shard[1]) == opts.shard[0]) if opts.shard else (lambda rel: True)
 
     jobs = [
-        Job(Path(f.path), PurePosixPath(f.rel), out_abs / o, f.fmt, out_fmt or f.fmt)
+        Job(Path(f.path), PurePosixPath(f.rel), out_abs / o, f.fmt, out_fmt or output_format(f.fmt))
         for f, o in zip(found, outputs)
         if keep(f.rel)
     ]

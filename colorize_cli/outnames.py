@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from .formats import EXT_FORMAT, EXTENSIONS, OUT_FORMATS
+from .formats import EXT_FORMAT, EXTENSIONS, NOT_KEPT_SPELLINGS, OUT_FORMATS, output_format
 from .relpath import rel_key
 
 
@@ -27,10 +27,11 @@ def _name_for(rel: str, fmt: str, out_format: str | None) -> _Name:
     stem, ext = os.path.splitext(name)
     if ext.lower() not in EXT_FORMAT:
         stem, ext = name, ""  # "scan.001" -> "scan.001.jpg", so numbered scans stay apart
-    if out_format is None and ext and EXT_FORMAT[ext.lower()] == fmt:
-        out_ext = ext  # "same" format: keep the user's spelling (.JPG, .jpeg, .tiff)
-    else:  # a chosen format, or an extension that lied about the content
-        out_ext = EXTENSIONS[OUT_FORMATS[out_format.lower()] if out_format else fmt][0]
+    written = OUT_FORMATS[out_format.lower()] if out_format else output_format(fmt)
+    if out_format is None and ext and EXT_FORMAT[ext.lower()] == written and ext.lower() not in NOT_KEPT_SPELLINGS:
+        out_ext = ext  # the same format: keep the user's spelling (.JPG, .jpeg, .tiff)
+    else:  # another format, or an extension that lied about the content
+        out_ext = EXTENSIONS[written][0]
     return _Name(parent + "/" if parent else "", stem, ext, out_ext)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .fsutil import atomic_output
-from .imaging import to_8bit
+from .grayscale import to_8bit
 from .review import colourfulness, flat_chroma
 
 THUMBS_DIR = PurePath("report", "thumbs")  # relative to the output root (and to report.html)

@@ -12,10 +12,12 @@ Rules, in the order they are applied to each folder entry:
   ``(st_dev, st_ino)`` and walked at most once: real folders are walked first, linked folders
   afterwards in sorted order, so a link to a folder that was already walked (its own
   ancestor: "symlink loop"; anywhere else: "symlink to a folder already walked") is skipped.
-* A file is a scan when its first bytes name an image format (:mod:`colorize_cli.formats`),
-  whatever its name. A file whose bytes say nothing (empty, unreadable, text) but whose
-  extension is an image extension is still found: it is a broken scan, and the reading stage
-  fails it with the real reason. Only files with neither are skipped.
+* A file is a scan when its first bytes name a raster format of ``formats.py`` (JPEG, PNG,
+  TIFF, WebP, JPEG 2000, BMP, GIF, PNM, PSD, HEIF, AVIF), whatever its name; TGA, which has no
+  signature, by its extension. A document (PDF, PostScript/EPS, SVG) is skipped with a
+  reason naming its format. A file whose bytes say nothing (empty, unreadable, text) but whose
+  extension is an image extension is still found: it is a broken scan, and the reading
+  stage fails it with the real reason. Only files with neither are skipped.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import stat
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from .formats import EXT_FORMAT, format_of, read_head
+from .formats import EXT_FORMAT, not_a_raster, raster_format, read_head
 from .globs import Glob, first_match
 from .relpath import rel_key, within
 
@@ -163,8 +165,12 @@ class Walk:
             head, problem = b"", "permission denied"
         except OSError as err:
             head, problem = b"", f"unreadable: {err.strerror}"
-        fmt = format_of(head) or EXT_FORMAT.get(os.path.splitext(name)[1].lower())
-        if fmt is not None:
+        ext = os.path.splitext(name)[1].lower()
+        document = not_a_raster(head, ext)
+        fmt = None if document else raster_format(head) or EXT_FORMAT.get(ext)
+        if document:
+            self._skip(rel, path, document)
+        elif fmt is not None:
             self.found.append(Found(rel, path, fmt))
         elif problem:
             self._skip(rel, path, problem)

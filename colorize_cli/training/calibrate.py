@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..imaging import luminance8
+from ..grayscale import luminance8
 from ..inference import Predictor, colorize_gray
 from ..models import arch_spec
 from ..models.weights import load_model, save_weights

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..imaging import luminance8
+from ..grayscale import luminance8
 from ..inference import Predictor, colorize_gray
 from ..settings import ColorSettings
 from .data import list_photos
