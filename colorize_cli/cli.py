@@ -240,13 +240,23 @@ def colorize_dir(
             _dry_run(settings, json_out)
             return
         _quiet_openmp()
-        from .commands import run_dir  # noqa: PLC0415
+        from .interrupts import StopFlag, handle_signals  # noqa: PLC0415
 
-        code = run_dir(settings, json_out=json_out, argv=sys.argv)
+        with handle_signals(StopFlag()) as stop:  # SIGTERM too, from here on, while torch loads
+            from .commands import run_dir  # noqa: PLC0415
+
+            code = run_dir(settings, json_out=json_out, argv=sys.argv, stop=stop)
     except UsageError as e:
         usage(str(e))
-    except KeyboardInterrupt:  # before the run's own handler is in place (loading, planning)
-        typer.echo("colorize-dir: interrupted before any file was started; rerun the same command to begin", err=True)
+    except KeyboardInterrupt as e:  # a signal that must stop at once (interrupts.py)
+        name, phase = getattr(e, "signal", "SIGINT"), getattr(e, "phase", "starting")
+        if phase == "finished":
+            what = "after every file was finished (their records are in the manifest)"
+        elif phase == "running":
+            what = "while files were in flight; files without a record are redone next run"
+        else:
+            what = "before any file was started; rerun the same command to begin"
+        typer.echo(f"colorize-dir: interrupted ({name}) {what}", err=True)
         raise typer.Exit(130) from None
     raise typer.Exit(code)
 

@@ -28,6 +28,7 @@ import piexif
 from PIL import Image, ImageCms, ImageFile
 
 from colorize_cli import color
+from colorize_cli.failures import FileFailure, Kind
 from colorize_cli.fsutil import atomic_output
 from colorize_cli.metadata import Carried, Metadata, carry, describe_icc, extract, one_line, photoshop_irb
 from colorize_cli.metadata import rational, sort_ifd_entries
@@ -39,12 +40,16 @@ _ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
 _WEBP_MAX_SIDE = 16383
 
 
-class ImageError(Exception):
-    """A scan that cannot be read; str() is a one-line reason for the manifest."""
+class ImageError(FileFailure):
+    """A scan that cannot be read; str() is a one-line reason for the manifest, .kind its kind."""
+
+    default_kind = Kind.INPUT_CORRUPT
 
 
-class WriteError(Exception):
+class WriteError(FileFailure):
     """An output that could not be written; str() is a one-line reason. No file is left behind."""
+
+    default_kind = Kind.OUTPUT_SIDE
 
 
 @dataclass
@@ -71,22 +76,28 @@ def read_scan(path: str | os.PathLike, max_pixels: int | None = 250_000_000) -> 
     try:
         fp = open(path, "rb")
     except FileNotFoundError:
-        raise ImageError("file vanished") from None
+        raise ImageError("file vanished", Kind.VANISHED) from None
     except PermissionError:
-        raise ImageError("permission denied") from None
+        raise ImageError("permission denied", Kind.UNREADABLE) from None
     except IsADirectoryError:
-        raise ImageError("is a directory") from None
+        raise ImageError("is a directory", Kind.UNSUPPORTED) from None
     except OSError as err:
-        raise ImageError(f"cannot open: {one_line(err.strerror or err)}") from None
+        raise ImageError(f"cannot open: {one_line(err.strerror or err)}", Kind.UNREADABLE) from None
     with fp:
-        try:
-            if os.fstat(fp.fileno()).st_size == 0:
-                raise ImageError("empty file (0 bytes)")
-            img = _open_image(fp, path.name)
-        except OSError as err:  # an I/O error on the file itself, not a decoding problem
-            raise ImageError(f"read error: {one_line(err.strerror or err)}") from None
-        with img:
-            return _decode(img, max_pixels)
+        return decode_scan(fp, path.name, os.fstat(fp.fileno()).st_size, max_pixels)
+
+
+def decode_scan(fp: BinaryIO, name: str, size: int, max_pixels: int | None = 250_000_000) -> Scan:
+    """`read_scan` for a file already open (or already read into memory: the engine decodes
+    the very buffer it hashed)."""
+    try:
+        if size == 0:
+            raise ImageError("empty file (0 bytes)", Kind.INPUT_TRUNCATED)
+        img = _open_image(fp, name, size)
+    except OSError as err:  # an I/O error on the file itself, not a decoding problem
+        raise ImageError(f"read error: {one_line(err.strerror or err)}", Kind.UNREADABLE) from None
+    with img:
+        return _decode(img, max_pixels)
 
 
 def scan_from_image(img: Image.Image, max_pixels: int | None = None) -> Scan:
@@ -95,10 +106,13 @@ def scan_from_image(img: Image.Image, max_pixels: int | None = None) -> Scan:
     return _decode(img, max_pixels)
 
 
-def _open_image(fp: BinaryIO, name: str) -> ImageFile.ImageFile:
+def _open_image(fp: BinaryIO, name: str, size: int) -> ImageFile.ImageFile:
     """Image.open without Pillow's process-wide pixel limit, which `read_scan` replaces by its
-    own per-call `max_pixels` (changing Image.MAX_IMAGE_PIXELS would leak into other threads)."""
+    own per-call `max_pixels` (changing Image.MAX_IMAGE_PIXELS would leak into other threads).
+    When a format recognises the file's signature but cannot open it, that format's error is
+    the reason (truncated, unsupported, too large, corrupt), not "not an image"."""
     prefix = fp.read(16)
+    refused: tuple[str, Exception] | None = None
     Image.init()
     for fmt in READ_FORMATS:
         if fmt not in Image.OPEN:
@@ -110,22 +124,59 @@ def _open_image(fp: BinaryIO, name: str) -> ImageFile.ImageFile:
         fp.seek(0)
         try:
             return factory(fp, name)
-        except (SyntaxError, IndexError, TypeError, ValueError, struct.error, EOFError):
+        except (SyntaxError, IndexError, TypeError, ValueError, struct.error, EOFError) as err:
+            refused = refused or (fmt, err)
             continue
         except OSError as err:
             if err.errno is not None:
                 raise  # the disk, not the data
             if "truncat" in str(err).lower():
-                raise ImageError(f"truncated {fmt}: image file is truncated") from None
+                raise ImageError(f"truncated {fmt}: image file is truncated", Kind.INPUT_TRUNCATED) from None
+            refused = refused or (fmt, err)
             continue
+    if refused is not None:
+        raise _refusal(*refused, prefix, size)
     raise ImageError("not an image (cannot identify image file)")
+
+
+_TIFF_PHOTOMETRIC = {0: "gray", 1: "gray", 2: "RGB", 3: "palette", 4: "mask", 5: "CMYK", 6: "YCbCr", 8: "CIELab"}
+
+
+def _refusal(fmt: str, err: Exception, prefix: bytes, size: int) -> ImageError:
+    """The true reason a file with `fmt`'s signature could not be opened."""
+    text = one_line(err)
+    low = text.lower()
+    if isinstance(err, (EOFError, struct.error)) or "truncat" in low or _tiff_ifd_past_end(fmt, prefix, size):
+        return ImageError(f"truncated {fmt}: the file ends before its {'directory' if fmt == 'TIFF' else 'data'}",
+                          Kind.INPUT_TRUNCATED)
+    if "too large" in low or "too much memory" in low:
+        return ImageError(f"too large: a {fmt} metadata chunk decompresses past the safety limit ({text})", Kind.TOO_LARGE)
+    key = err.__cause__.args[0] if isinstance(err.__cause__, KeyError) and err.__cause__.args else None
+    if fmt == "TIFF" and "unknown pixel mode" in low and isinstance(key, tuple) and len(key) >= 6:
+        bits = "+".join(str(b) for b in key[4]) if isinstance(key[4], tuple) else str(key[4])
+        kind = _TIFF_PHOTOMETRIC.get(key[1], f"photometric {key[1]}")
+        alpha = " with extra (alpha) samples" if key[5] else ""
+        return ImageError(f"unsupported TIFF: {bits}-bit {kind}{alpha} has no Pillow pixel mode", Kind.UNSUPPORTED)
+    if "unknown" in low or "unsupported" in low or "not supported" in low:
+        return ImageError(f"unsupported {fmt}: {text}", Kind.UNSUPPORTED)
+    return ImageError(f"corrupt {fmt}: {text}", Kind.INPUT_CORRUPT)
+
+
+def _tiff_ifd_past_end(fmt: str, prefix: bytes, size: int) -> bool:
+    """A classic or Big TIFF whose first directory lies beyond the end of the file: cut short."""
+    if fmt != "TIFF" or len(prefix) < 16 or prefix[:2] not in (b"II", b"MM"):
+        return False
+    order = "<" if prefix[:2] == b"II" else ">"
+    magic = struct.unpack(order + "H", prefix[2:4])[0]
+    offset = struct.unpack(order + ("I" if magic == 42 else "Q"), prefix[4:8] if magic == 42 else prefix[8:16])[0]
+    return offset + 2 > size
 
 
 def _decode(img: Image.Image, max_pixels: int | None) -> Scan:
     fmt = "JPEG" if img.format == "MPO" else (img.format or "unknown")
     w, h = img.size
     if max_pixels and w * h > max_pixels:
-        raise ImageError(f"image too large: {w}x{h} = {_mpx(w * h)} Mpx exceeds --max-pixels {max_pixels}")
+        raise ImageError(f"image too large: {w}x{h} = {_mpx(w * h)} Mpx exceeds --max-pixels {max_pixels}", Kind.TOO_LARGE)
     notes: list[str] = []
     try:
         frames = getattr(img, "n_frames", 1)
@@ -138,12 +189,12 @@ def _decode(img: Image.Image, max_pixels: int | None) -> Scan:
     try:
         img.load()
     except Image.DecompressionBombError as err:
-        raise ImageError(f"image too large: {one_line(err)}") from None
+        raise ImageError(f"image too large: {one_line(err)}", Kind.TOO_LARGE) from None
     except MemoryError:
-        raise ImageError(f"out of memory decoding {w}x{h}") from None
+        raise ImageError(f"out of memory decoding {w}x{h}", Kind.TOO_LARGE) from None
     except Exception as err:
         if "truncat" in str(err).lower():
-            raise ImageError(f"truncated {fmt}: image file is truncated") from None
+            raise ImageError(f"truncated {fmt}: image file is truncated", Kind.INPUT_TRUNCATED) from None
         raise ImageError(f"corrupt {fmt}: {one_line(err)}") from None
     meta = extract(img)  # after load: a PNG may keep its eXIf chunk after the pixel data
     try:
@@ -151,9 +202,9 @@ def _decode(img: Image.Image, max_pixels: int | None) -> Scan:
     except ImageError:
         raise
     except MemoryError:
-        raise ImageError(f"out of memory decoding {w}x{h}") from None
+        raise ImageError(f"out of memory decoding {w}x{h}", Kind.TOO_LARGE) from None
     except Exception as err:
-        raise ImageError(f"cannot convert {img.mode} pixels: {one_line(err)}") from None
+        raise ImageError(f"cannot convert {img.mode} pixels: {one_line(err)}", Kind.UNSUPPORTED) from None
     gray = _own(orient(gray, meta.orientation))
     alpha = _own(orient(alpha, meta.orientation)) if alpha is not None else None
     return Scan(gray, alpha, depth, fmt, img.mode, (gray.shape[1], gray.shape[0]), meta, notes)
@@ -405,11 +456,11 @@ def write_image(
     manifest. 16 bits are kept for PNG and TIFF; JPEG, WebP and BMP get 8 bits."""
     fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt.upper(), fmt.upper())
     if fmt not in WRITE_FORMATS:
-        raise WriteError(f"unsupported output format {fmt}")
+        raise WriteError(f"unsupported output format {fmt}", Kind.UNSUPPORTED)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype not in (np.uint8, np.uint16):
-        raise WriteError(f"bad pixel array {rgb.dtype} {rgb.shape}: need (H, W, 3) uint8 or uint16")
+        raise WriteError(f"bad pixel array {rgb.dtype} {rgb.shape}: need (H, W, 3) uint8 or uint16", Kind.INTERNAL)
     if alpha is not None and alpha.shape != rgb.shape[:2]:
-        raise WriteError(f"alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
+        raise WriteError(f"alpha shape {alpha.shape} does not match image {rgb.shape[:2]}", Kind.INTERNAL)
     notes: list[str] = []
     if rgb.dtype == np.uint16 and fmt not in ("PNG", "TIFF"):
         rgb = to_8bit(rgb)
@@ -420,7 +471,7 @@ def write_image(
     pixels = rgb if alpha is None else np.dstack([rgb, _match_depth(alpha, rgb.dtype)])
     h, w = rgb.shape[:2]
     if fmt == "WEBP" and max(w, h) > _WEBP_MAX_SIDE:
-        raise WriteError(f"image too large for WebP: {w}x{h} (max {_WEBP_MAX_SIDE} px a side)")
+        raise WriteError(f"image too large for WebP: {w}x{h} (max {_WEBP_MAX_SIDE} px a side)", Kind.TOO_LARGE)
     pixels, icc = _into_input_rgb_space(pixels, meta, fmt, notes)
     carried = carry(meta, fmt, w, h, model_name, icc)
     notes += carried.notes
@@ -482,7 +533,13 @@ def _atomic_write(path: Path, encode: Callable[[BinaryIO], None], times: tuple[i
     except WriteError:
         raise
     except Exception as err:
-        raise WriteError(_write_reason(err)) from err
+        raise WriteError(_write_reason(err), _write_kind(err)) from err
+
+
+def _write_kind(err: Exception) -> Kind:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return Kind.DISK_FULL
+    return Kind.OUTPUT_SIDE if isinstance(err, OSError) else Kind.INTERNAL
 
 
 def _write_reason(err: Exception) -> str:
