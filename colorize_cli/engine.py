@@ -194,7 +194,7 @@ class Engine:
 
     def run(self, plan: Plan, argv: list[str], stop: StopFlag | None = None) -> RunResult:
         s = plan.settings
-        stop = stop or StopFlag()
+        stop = StopFlag() if stop is None else stop  # a StopFlag is falsy until set
         result = RunResult()
         result.counts["skipped"] = len(plan.skip) + len(plan.not_images)
         render = s.color.render_size or int(getattr(self.predictor.model, "default_render_size", 256))

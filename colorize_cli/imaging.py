@@ -153,10 +153,12 @@ def _refusal(fmt: str, err: Exception, prefix: bytes, size: int) -> ImageError:
         return ImageError(f"too large: a {fmt} metadata chunk decompresses past the safety limit ({text})", Kind.TOO_LARGE)
     key = err.__cause__.args[0] if isinstance(err.__cause__, KeyError) and err.__cause__.args else None
     if fmt == "TIFF" and "unknown pixel mode" in low and isinstance(key, tuple) and len(key) >= 6:
-        bits = "+".join(str(b) for b in key[4]) if isinstance(key[4], tuple) else str(key[4])
+        bits = sorted(set(key[4])) if isinstance(key[4], tuple) else [key[4]]
+        depth = "/".join(str(b) for b in bits)
         kind = _TIFF_PHOTOMETRIC.get(key[1], f"photometric {key[1]}")
-        alpha = " with extra (alpha) samples" if key[5] else ""
-        return ImageError(f"unsupported TIFF: {bits}-bit {kind}{alpha} has no Pillow pixel mode", Kind.UNSUPPORTED)
+        extra = key[5] if isinstance(key[5], tuple) else ()
+        alpha = " with alpha" if any(e in (1, 2) for e in extra) else (" with extra samples" if extra else "")
+        return ImageError(f"unsupported TIFF: {depth}-bit {kind}{alpha} has no Pillow pixel mode", Kind.UNSUPPORTED)
     if "unknown" in low or "unsupported" in low or "not supported" in low:
         return ImageError(f"unsupported {fmt}: {text}", Kind.UNSUPPORTED)
     return ImageError(f"corrupt {fmt}: {text}", Kind.INPUT_CORRUPT)

@@ -83,7 +83,7 @@ class RunLock:
                 else:
                     self._folder_fd = _take(lock_path(self.root), exclusive=False)
                     if self._folder_fd is None:
-                        raise self._refusal(lock_path(self.root), None, "an unsharded run cannot share it")
+                        raise self._refusal(lock_path(self.root), None, "an unsharded run and shards cannot share a folder")
                     self._refuse_other_shard_counts()
                     self._fd = _take(self.path, exclusive=True)
                     if self._fd is None:
@@ -129,7 +129,7 @@ class RunLock:
         shards holding it shared (their details are in their own files)."""
         for path, shard in _shard_lock_files(self.root):
             if _is_live(path):
-                return self._refusal(path, shard, "an unsharded run cannot share it")
+                return self._refusal(path, shard, "an unsharded run and shards cannot share a folder")
         return self._refusal(self.path, None)
 
     def _refusal(self, path: Path, shard: tuple[int, int] | None, why: str = "") -> LockedError:
