@@ -283,9 +283,28 @@ def _dry_run(settings: object, json_out: bool) -> None:
 app.command("dir")(colorize_dir)
 
 
+def _exit_130_on_signals() -> None:
+    """From the first moment of the process: SIGINT or SIGTERM exit 130 with a message (click
+    would turn SIGINT into "Aborted!", exit 1; SIGTERM would kill silently, 143). A run replaces
+    this with its own phase-aware handler (interrupts.py) as soon as its options are parsed."""
+    import signal  # noqa: PLC0415
+
+    def stop(signum: int, _frame: object) -> None:
+        typer.echo(f"colorize-dir: interrupted ({signal.Signals(signum).name}) before any file was started", err=True)
+        raise SystemExit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+
+
 def main() -> None:
+    import sys  # noqa: PLC0415
+
+    if sys.argv[1:2] == ["dir"]:  # other commands (train) keep Python's own Ctrl-C behaviour
+        _exit_130_on_signals()
     app()
 
 
 def dir_main() -> None:
+    _exit_130_on_signals()
     typer.run(colorize_dir)
