@@ -28,6 +28,7 @@ import piexif
 from PIL import Image, ImageCms, ImageFile
 
 from colorize_cli import color
+from colorize_cli.decode_errors import why_unopenable
 from colorize_cli.failures import FileFailure, Kind
 from colorize_cli.fsutil import atomic_output
 from colorize_cli.metadata import Carried, Metadata, carry, describe_icc, extract, one_line, photoshop_irb
@@ -135,43 +136,8 @@ def _open_image(fp: BinaryIO, name: str, size: int) -> ImageFile.ImageFile:
             refused = refused or (fmt, err)
             continue
     if refused is not None:
-        raise _refusal(*refused, prefix, size)
+        raise ImageError(*why_unopenable(*refused, prefix, size))
     raise ImageError("not an image (cannot identify image file)")
-
-
-_TIFF_PHOTOMETRIC = {0: "gray", 1: "gray", 2: "RGB", 3: "palette", 4: "mask", 5: "CMYK", 6: "YCbCr", 8: "CIELab"}
-
-
-def _refusal(fmt: str, err: Exception, prefix: bytes, size: int) -> ImageError:
-    """The true reason a file with `fmt`'s signature could not be opened."""
-    text = one_line(err)
-    low = text.lower()
-    if isinstance(err, (EOFError, struct.error)) or "truncat" in low or _tiff_ifd_past_end(fmt, prefix, size):
-        return ImageError(f"truncated {fmt}: the file ends before its {'directory' if fmt == 'TIFF' else 'data'}",
-                          Kind.INPUT_TRUNCATED)
-    if "too large" in low or "too much memory" in low:
-        return ImageError(f"too large: a {fmt} metadata chunk decompresses past the safety limit ({text})", Kind.TOO_LARGE)
-    key = err.__cause__.args[0] if isinstance(err.__cause__, KeyError) and err.__cause__.args else None
-    if fmt == "TIFF" and "unknown pixel mode" in low and isinstance(key, tuple) and len(key) >= 6:
-        bits = sorted(set(key[4])) if isinstance(key[4], tuple) else [key[4]]
-        depth = "/".join(str(b) for b in bits)
-        kind = _TIFF_PHOTOMETRIC.get(key[1], f"photometric {key[1]}")
-        extra = key[5] if isinstance(key[5], tuple) else ()
-        alpha = " with alpha" if any(e in (1, 2) for e in extra) else (" with extra samples" if extra else "")
-        return ImageError(f"unsupported TIFF: {depth}-bit {kind}{alpha} has no Pillow pixel mode", Kind.UNSUPPORTED)
-    if "unknown" in low or "unsupported" in low or "not supported" in low:
-        return ImageError(f"unsupported {fmt}: {text}", Kind.UNSUPPORTED)
-    return ImageError(f"corrupt {fmt}: {text}", Kind.INPUT_CORRUPT)
-
-
-def _tiff_ifd_past_end(fmt: str, prefix: bytes, size: int) -> bool:
-    """A classic or Big TIFF whose first directory lies beyond the end of the file: cut short."""
-    if fmt != "TIFF" or len(prefix) < 16 or prefix[:2] not in (b"II", b"MM"):
-        return False
-    order = "<" if prefix[:2] == b"II" else ">"
-    magic = struct.unpack(order + "H", prefix[2:4])[0]
-    offset = struct.unpack(order + ("I" if magic == 42 else "Q"), prefix[4:8] if magic == 42 else prefix[8:16])[0]
-    return offset + 2 > size
 
 
 def _decode(img: Image.Image, max_pixels: int | None) -> Scan:
