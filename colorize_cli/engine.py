@@ -1,6 +1,6 @@
 """The batch pipeline: decode pool -> batched network -> finish pool, joined by bounded queues.
 
-    reader threads:  read_scan, working L*            (Pillow decodes without the GIL)
+    reader threads:  read + hash, decode, working L*  (one read; Pillow decodes without the GIL)
     main thread:     network on batches of tiles      (torch's own threads)
     writer threads:  upsample + merge + encode + write (numpy / Pillow, mostly without the GIL)
 
