@@ -42,7 +42,7 @@ def merge_manifests(
             if rec.get("type") != "file":
                 headers.append(rec)
                 continue
-            parsed = FileRecord.from_dict(rec)
+            parsed = FileRecord.from_valid(rec)
             if supersedes(parsed, kept.get(parsed.input)):
                 kept[parsed.input] = parsed
                 files[parsed.input] = rec

@@ -105,8 +105,9 @@ class ResumeIndex:
             paths = [paths]
         index = cls()
         for path in paths:
-            for rec in read_manifest(path):
-                index.add(rec)
+            for rec in read_manifest(path):  # validated there: no second check per record
+                if rec["type"] == "file":
+                    index._fold(FileRecord.from_valid(rec))
         return index
 
     def add(self, record: Mapping[str, Any] | FileRecord) -> None:
@@ -119,6 +120,9 @@ class ResumeIndex:
             except (TypeError, ValueError) as exc:
                 log.warning("ignoring malformed file record %r: %s", record.get("input"), exc)
                 return
+        self._fold(record)
+
+    def _fold(self, record: FileRecord) -> None:
         if supersedes(record, self._latest.get(record.input)):
             self._latest[record.input] = record
 

@@ -37,12 +37,17 @@ class ManifestWriter:
         self._fd: int | None = None
         self._lock = threading.Lock()
         self._torn = False  # a failed write left a partial line that could not be cut off
+        self._created = False  # this writer created the file (an empty one is removed on close)
 
     def open(self) -> ManifestWriter:
         if self._fd is not None:
             raise RuntimeError(f"manifest writer for {self.path} is already open")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+            self._created = True
+        except FileExistsError:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o644)
         try:
             size = os.fstat(fd).st_size
             if size > 0:
@@ -78,10 +83,16 @@ class ManifestWriter:
             self._torn = False
 
     def close(self) -> None:
+        """Close; a manifest this writer created and could not write a single record to (a disk
+        full from the start) is removed rather than left empty."""
         with self._lock:
             if self._fd is not None:
                 fd, self._fd = self._fd, None
-                os.close(fd)
+                try:
+                    if self._created and os.fstat(fd).st_size == 0:
+                        self.path.unlink(missing_ok=True)
+                finally:
+                    os.close(fd)
 
     def __enter__(self) -> ManifestWriter:
         return self.open()
