@@ -18,7 +18,7 @@ _TIFF_PHOTOMETRIC = {0: "gray", 1: "gray", 2: "RGB", 3: "palette", 4: "mask", 5:
 
 def why_unopenable(fmt: str, err: Exception, prefix: bytes, size: int) -> tuple[str, Kind]:
     """(reason, kind) for a file of `size` bytes starting with `prefix` that `fmt` recognised
-    but could not open with `err`."""
+    but could not open (or decode) with `err`."""
     text = one_line(err)
     low = text.lower()
     if isinstance(err, (EOFError, struct.error)) or "truncat" in low or _tiff_ifd_past_end(fmt, prefix, size):
@@ -28,7 +28,7 @@ def why_unopenable(fmt: str, err: Exception, prefix: bytes, size: int) -> tuple[
     key = err.__cause__.args[0] if isinstance(err.__cause__, KeyError) and err.__cause__.args else None
     if fmt == "TIFF" and "unknown pixel mode" in low and isinstance(key, tuple) and len(key) >= 6:
         return f"unsupported TIFF: {_tiff_layout(key)} has no Pillow pixel mode", Kind.UNSUPPORTED
-    if "unknown" in low or "unsupported" in low or "not supported" in low:
+    if any(word in low for word in ("unknown", "unsupported", "not supported", "not available")):
         return f"unsupported {fmt}: {text}", Kind.UNSUPPORTED
     return f"corrupt {fmt}: {text}", Kind.INPUT_CORRUPT
 

@@ -163,7 +163,7 @@ def _decode(img: Image.Image, max_pixels: int | None) -> Scan:
     except Exception as err:
         if "truncat" in str(err).lower():
             raise ImageError(f"truncated {fmt}: image file is truncated", Kind.INPUT_TRUNCATED) from None
-        raise ImageError(f"corrupt {fmt}: {one_line(err)}") from None
+        raise ImageError(*why_unopenable(fmt, err, b"", 0)) from None  # corrupt, unsupported or too large
     meta = extract(img)  # after load: a PNG may keep its eXIf chunk after the pixel data
     try:
         gray, alpha, depth = _to_gray(img, meta, notes)
