@@ -257,10 +257,10 @@ def colorize_dir(
     fp32: bool = typer.Option(False, "--fp32", help="No half-precision autocast on CUDA."),
     saturation: float = typer.Option(1.0, help="Scale of the predicted chroma."),
     upsample: str = typer.Option("guided", help="Chroma upsampling: guided (edge-aware) | bilinear."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="jpeg | png | tiff | webp (default: same as input)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="jpeg | png | tiff | webp | jp2 (default: same as input, or TIFF)."),
     quality: int = typer.Option(92, help="JPEG/WebP quality."),
     suffix: str = typer.Option("", help="Appended to each output file's name (before the extension)."),
-    bit_depth: str = typer.Option("same", help="8 | 16 | same (16-bit needs PNG or TIFF output)."),
+    bit_depth: str = typer.Option("same", help="8 | 16 | same (16-bit needs PNG, TIFF or JPEG 2000 output)."),
     keep_times: bool = typer.Option(False, "--keep-times", help="Copy each input's modification time to its output."),
     include: list[str] = typer.Option([], help="Only files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option([], help="Skip files/folders matching this glob (repeatable)."),
@@ -293,6 +293,10 @@ def colorize_dir(
         usage(f"--upsample must be guided or bilinear, not {upsample!r}")
     if bit_depth not in ("8", "16", "same"):
         usage(f"--bit-depth must be 8, 16 or same, not {bit_depth!r}")
+    from .formats import OUT_FORMATS, SIXTEEN_BIT  # noqa: PLC0415
+
+    if bit_depth == "16" and fmt and OUT_FORMATS.get(fmt.lower(), "PNG") not in SIXTEEN_BIT:
+        usage(f"--bit-depth 16 needs PNG, TIFF or JPEG 2000 output: {fmt} holds 8 bits a channel")
     if tile_overlap * 2 >= tile_size:
         usage(f"--tile-overlap {tile_overlap} must be less than half of --tile-size {tile_size}")
     try:

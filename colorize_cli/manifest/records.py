@@ -48,6 +48,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "output_sha256": _OPT_STR, "output_size": _OPT_INT, "output_mtime": _OPT_NUM,
         "width": _OPT_INT, "height": _OPT_INT, "mode": _OPT_STR, "seconds": _OPT_NUM,
         "run_id": _OPT_STR, "settings_key": _OPT_STR, "review": _OPT_DICT, "notes": (list, type(None)),
+        "pages": _OPT_INT,
     },
     "end": {"run_id": (str,), "finished": (str,), "counts": (dict,), "interrupted": (bool,)},
 }
@@ -267,6 +268,7 @@ class FileRecord:
     run_id: str | None = None
     settings_key: str | None = None
     review: dict[str, Any] | None = None  # thumbnail measures for the review sheet (report.py)
+    pages: int | None = None  # pages colorized (a multi-page TIFF has more than one)
     notes: list[str] = field(default_factory=list)
     kind: str | None = None  # why a failure happened, as a program acts on it (failures.Kind)
 
