@@ -30,6 +30,7 @@ from colorize_cli.metadata import Metadata
 runner = CliRunner()
 PAGE = os.sysconf("SC_PAGE_SIZE")
 FORMATS = {"JPEG": "jpg", "PNG": "png", "TIFF": "tif", "WEBP": "webp"}
+EXTENSIONS = {**FORMATS, "JPEG2000": "jp2"}
 
 
 @dataclasses.dataclass
@@ -89,10 +90,10 @@ def temps(root: Path) -> list[Path]:
     return sorted(root.rglob(".*.tmp"))
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", [*FORMATS, "JPEG2000"])
 def test_every_free_space_level_gives_a_whole_file_or_disk_full(fmt: str, tmpfs: Tmpfs, tmp_path: Path) -> None:
     rgb = noise_rgb(96, 160, seed=1)
-    reference = tmp_path / f"ref.{FORMATS[fmt]}"
+    reference = tmp_path / f"ref.{EXTENSIONS[fmt]}"
     write_image(reference, rgb, None, fmt, 92, Metadata())
     size = reference.stat().st_size
     pages = -(-size // PAGE)
@@ -100,7 +101,7 @@ def test_every_free_space_level_gives_a_whole_file_or_disk_full(fmt: str, tmpfs:
     coarse = (0, pages // 4, pages // 2, 2 * pages)
     outcomes: dict[int, str] = {}
     for level in sorted({*near, *coarse}):
-        out = tmpfs.path / f"out.{FORMATS[fmt]}"
+        out = tmpfs.path / f"out.{EXTENSIONS[fmt]}"
         out.unlink(missing_ok=True)
         tmpfs.leave_free(level * PAGE)
         try:
