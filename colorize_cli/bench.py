@@ -340,7 +340,7 @@ def _phase_end_to_end(spec: dict) -> dict:
 
 def _phase_stages(spec: dict) -> dict:
     """One file at a time, a timer around each step of the real path, to show where time goes."""
-    from .color import colorize_full_res  # noqa: PLC0415
+    from .merge import colorize_full_res  # noqa: PLC0415
     from .imaging import write_image  # noqa: PLC0415
     from .inference import working_lightness, working_shape  # noqa: PLC0415
     from .fsutil import sha256_file  # noqa: PLC0415

@@ -33,7 +33,7 @@ from .inference import Predictor, predict_scans, working_lightness, working_shap
 from .fsutil import sha256_file, temp_target
 from .manifest import FileRecord, ManifestWriter, end_record, new_run_id, run_header
 from .plan import Plan
-from .color import colorize_full_res
+from .merge import colorize_full_res
 
 
 @dataclass(frozen=True)
