@@ -33,7 +33,7 @@ from .inference import Predictor, predict_scans, working_lightness, working_shap
 from .fsutil import sha256_file, temp_target
 from .manifest import FileRecord, ManifestWriter, end_record, new_run_id, run_header
 from .plan import Plan
-from .merge import colorize_full_res
+from .merge import colorize_full_res, merge_device, warm_up
 
 
 @dataclass(frozen=True)
@@ -177,11 +177,12 @@ class Engine:
         assert scan is not None
         dtype = _out_dtype(scan, job.out_fmt, s.output.bit_depth)
         rgb = colorize_full_res(scan.gray, ab, s.color.saturation, upsample=s.color.upsample, out_dtype=dtype,
-                                lightness_small=item.lightness)
+                                lightness_small=item.lightness, device=merge_device(self.predictor.device))
         _make_output_folder(job.output.parent, s.out_root)
         notes = write_image(
             job.output, rgb, scan.alpha, job.out_fmt, s.output.quality, scan.meta,
             keep_times_from=job.input if s.output.keep_times else None, model_name=self.model_name,
+            tiff_compression=s.output.tiff_compression,
         )
         notes = list(scan.notes) + list(notes)
         review = None
@@ -283,6 +284,8 @@ class Engine:
         started = 0
         readers = ThreadPoolExecutor(es.readers, thread_name_prefix="read")
         writers = ThreadPoolExecutor(es.writers, thread_name_prefix="write")
+        if merge_device(self.predictor.device) is None and todo:
+            writers.submit(warm_up)  # while the first scans are read and through the network
 
         def feed() -> None:
             """Start reads while slots are free; the None sentinel goes after the last read lands."""

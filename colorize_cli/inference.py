@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from .color import gray_to_lightness
-from .merge import colorize_full_res
+from .merge import colorize_full_res, merge_device
 from .devices import is_out_of_memory, precision, release_cached_memory
 from .settings import ColorSettings
 from .tiling import Tile, blend, extract, plan_tiles
@@ -186,4 +186,5 @@ def colorize_gray(
     """Colorize one full-resolution gray scan (H, W) uint8/uint16 -> RGB (H, W, 3) of out_dtype."""
     lightness = working_lightness(gray, working_shape(*gray.shape, render_size))
     ab = predict_working_ab(predictor, lightness, color, batch_size)
-    return colorize_full_res(gray, ab, color.saturation, upsample=color.upsample, out_dtype=out_dtype, lightness_small=lightness)
+    return colorize_full_res(gray, ab, color.saturation, upsample=color.upsample, out_dtype=out_dtype, lightness_small=lightness,
+                             device=merge_device(predictor.device))

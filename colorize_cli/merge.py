@@ -159,6 +159,12 @@ def prepare(
     return MergeInputs(small, has_a, ym.lo, ym.hi, ym.frac, xm.lo, xm.hi, xm.frac, fy_table, y_table, cx, cz, scale, table)
 
 
+def merge_device(network_device: torch.device) -> torch.device | None:
+    """Where the merge runs: on the network's device, except the CPU, where the numba kernel is
+    faster than torch (None: the CPU kernel)."""
+    return None if network_device.type == "cpu" else network_device
+
+
 def colorize_full_res(
     gray: np.ndarray,
     ab_small: np.ndarray,
@@ -211,3 +217,9 @@ def colorize_full_res(
     from .merge_cpu import merge  # noqa: PLC0415 - numba loads with the first merge, not at start-up
 
     return merge(gray, inputs, out_dt)
+
+
+def warm_up() -> None:
+    """Load numba and the CPU kernel for 8-bit scans (compiling it on a machine's first run), so
+    that the first scan of a run does not wait for it: the engine calls this as it starts."""
+    colorize_full_res(np.zeros((2, 2), np.uint8), np.zeros((1, 1, 2), np.float32))
