@@ -586,7 +586,9 @@ def run_bench(
                     by_length[n][phase].append(_run_phase(phase, spec, isolate))
                     shutil.rmtree(out_root, ignore_errors=True)
 
-    megapixels = max(x["megapixels"] for results in runs.values() for x in results)  # every phase decodes every scan
+    floors = [x for v in by_length.values() for x in v["io_floor_serial"]]
+    megapixels = max([x["megapixels"] for results in runs.values() for x in results] + [x["megapixels"] for x in floors],
+                     default=0.0)  # every phase decodes every scan
     phase_results = {}
     for phase, results in runs.items():
         best = min(results, key=lambda x: x["seconds"])
