@@ -11,8 +11,9 @@ One invocation measures, on the same files with the same settings:
     stages            (optional) one file at a time, a timer around each step of the real path
     lengths           (optional) `colorize-dir` itself, as a user runs it, on the first n and the
                       first m of the scans, beside the one-thread floor of the same files: the
-                      per-scan cost once running is (t_m - t_n) / (m - n), start-up cancels out;
-                      the whole-run ratio is t_m against the floor of those m files
+                      per-scan cost once running is (t_m - t_n) / (m - n), start-up cancels out,
+                      against the floor's per-scan cost (its time on the m files / m); the
+                      whole-run ratio is t_m against the floor of those m files
 
 Each phase runs in a child process of its own, so its peak resident memory is its own and no phase
 inherits another's heap, caches or thread pools. Wall and CPU seconds are both reported: on a shared
@@ -623,23 +624,24 @@ def run_bench(
 
 
 def steady_state(by_length: dict[int, dict[str, list[dict]]]) -> dict:
-    """Per-scan cost of colorize-dir once running, and of the one-thread floor, from two run lengths
-    (the fastest of the repeats of each): start-up, model load and pipeline fill cancel out."""
+    """Per-scan cost of colorize-dir once running, from two run lengths (the fastest of the repeats of
+    each): start-up, model load and pipeline fill cancel out. The floor's per-scan cost is its time
+    on the m files over m (the floor has no start-up to cancel, and this is steadier)."""
     n, m = sorted(by_length)
     best = {k: {ph: min(x["seconds"] for x in v) for ph, v in runs.items()} for k, runs in by_length.items()}
     per_scan = (best[m]["cli"] - best[n]["cli"]) / (m - n)
-    floor_per_scan = max((best[m]["io_floor_serial"] - best[n]["io_floor_serial"]) / (m - n), 1e-9)
+    floor_per_scan = max(best[m]["io_floor_serial"] / m, 1e-9)  # no start-up in it: its clock starts after imports
     cpu = {k: {ph: min(x["cpu_seconds"] for x in v) for ph, v in runs.items()} for k, runs in by_length.items()}
     cpu_per_scan = (cpu[m]["cli"] - cpu[n]["cli"]) / (m - n)
-    floor_cpu_per_scan = max((cpu[m]["io_floor_serial"] - cpu[n]["io_floor_serial"]) / (m - n), 1e-9)
+    floor_cpu_per_scan = max(cpu[m]["io_floor_serial"] / m, 1e-9)
     return {
         "lengths": [n, m],
         "cli_seconds": {str(k): round(best[k]["cli"], 3) for k in (n, m)},
         "floor_seconds": {str(k): round(best[k]["io_floor_serial"], 3) for k in (n, m)},
         "cli_cpu_seconds": {str(k): cpu[k]["cli"] for k in (n, m)},
         "floor_cpu_seconds": {str(k): cpu[k]["io_floor_serial"] for k in (n, m)},
-        "per_scan_s": round(per_scan, 4),
-        "floor_per_scan_s": round(floor_per_scan, 4),
+        "per_scan_s": round(per_scan, 6),
+        "floor_per_scan_s": round(floor_per_scan, 6),
         "start_up_s": round(best[n]["cli"] - n * per_scan, 3),
         "steady_ratio": round(per_scan / floor_per_scan, 3),
         "steady_cpu_ratio": round(cpu_per_scan / floor_cpu_per_scan, 3),  # CPU time: steadier on a shared machine
