@@ -626,7 +626,7 @@ def _png_filter(block: np.ndarray, previous: np.ndarray, bpp: int) -> np.ndarray
 
 
 # TIFF: big-endian baseline RGB(A), strips horizontal-difference predicted and deflated at zlib's
-# fastest level (level 6 took 1.8x as long on grainy 16-bit scans for 1% smaller files), or stored
+# fastest level (slower levels barely shrink grainy scans further), or stored
 # uncompressed. The first IFD is serialised by piexif together with the EXIF and GPS sub-IFDs, so
 # every tag gets the type the EXIF/TIFF tables give it and the EXIF lives in the TIFF's own IFDs.
 

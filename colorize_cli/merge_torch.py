@@ -1,10 +1,9 @@
 """The merge's torch kernel: the maths of `merge_cpu`, as tensor operations on any torch device.
 
 On a GPU the network's device does the merge too: the gray goes up and the RGB comes down through
-pinned host memory with non-blocking copies, and a 6 MP scan's colour maths takes a few
-milliseconds there, so a GPU run is bound by decoding and encoding on the CPU cores. On the CPU
-this path is slower than the numba kernel (it makes a pass over memory per operation); it runs
-there only to test it against that kernel.
+pinned host memory with non-blocking copies, and the CPU cores are left to decoding and encoding.
+On the CPU this path is slower than the numba kernel (it makes a pass over memory per operation);
+it runs there only to test it against that kernel.
 """
 
 from __future__ import annotations
