@@ -87,8 +87,8 @@ class GuidedCoefficients:
 def fit_guided(ab_small: np.ndarray, lightness_small: np.ndarray, radius: int, eps: float) -> GuidedCoefficients:
     """Fit the guided filter's linear coefficients at the small map's resolution.
 
-    ``lightness_small`` is the full-resolution L* brought down to the map's (h, w), e.g. by
-    ``downsample_area``. ``radius`` is in small-map px; ``eps`` in L* units squared: the larger,
+    ``lightness_small`` is the full-resolution L* brought down to the map's (h, w), e.g. by an
+    area average. ``radius`` is in small-map px; ``eps`` in L* units squared: the larger,
     the more a window must vary in L* before colour is tied to it."""
     p = _as_maps(ab_small).astype(np.float64)
     guide = np.asarray(lightness_small, dtype=np.float64)
