@@ -1,9 +1,10 @@
 """The merge's CPU kernel: one compiled pass over the pixels (numba), see `merge` for the maths.
 
-Per output row, the small maps' two neighbouring rows are blended once (a row of the map's width);
-each pixel then blends two map columns, looks its gray code up in the fy and Y tables, fits the
-colour into the gamut at constant Y and encodes it, all in registers. Numpy needs dozens of
-full passes over strip-sized buffers for the same work.
+The maps get their horizontal pass once per scan, at map height (`widen`, small). Then, row by
+row, one loop looks the gray codes up in the fy and Y tables, one computes each pixel's colour in
+registers (the vertical blend of the maps, Lab to linear RGB, the gamut fit at constant Y) and one
+encodes it into the output: each output pixel is written once, and the only scratch is a few
+row-sized buffers that stay in cache. Numpy needed dozens of passes over strip-sized buffers.
 
 Compiled with ``cache=True`` (the first run on a machine compiles, later runs load it from
 __pycache__ or NUMBA_CACHE_DIR) and ``nogil=True``, so the engine's writer threads run merges
