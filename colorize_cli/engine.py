@@ -82,9 +82,11 @@ def default_engine_settings(batch_size: int, device: torch.device) -> EngineSett
     if device.type == "cpu":
         # Half the cores for the network, the rest for decoding and the full-resolution merge:
         # measured on 2 cores (colorize bench), 2 torch threads fighting 4 codec threads took
-        # twice the CPU time of 1 (OpenMP spin-waits), for no gain in wall time.
+        # twice the CPU time of 1 (OpenMP spin-waits), for no gain in wall time. The merge kernel
+        # is single-threaded (numba without a thread pool): one scan per writer thread.
         return EngineSettings(batch_size=batch_size, readers=2, writers=max(2, cores // 2), in_flight=max(8, 2 * batch_size),
                               torch_threads=max(1, cores // 2))
+    # On a GPU the network and the merge run there: every core decodes or encodes.
     return EngineSettings(batch_size=batch_size, readers=max(2, cores // 2), writers=max(2, cores // 2), in_flight=max(16, 3 * batch_size))
 
 
