@@ -636,12 +636,12 @@ def steady_state(by_length: dict[int, dict[str, list[dict]]]) -> dict:
     floor_cpu_per_scan = max(cpu[m]["io_floor_serial"] / m, 1e-9)
     return {
         "lengths": [n, m],
-        "cli_seconds": {str(k): round(best[k]["cli"], 3) for k in (n, m)},
-        "floor_seconds": {str(k): round(best[k]["io_floor_serial"], 3) for k in (n, m)},
+        "cli_seconds": {str(k): round(best[k]["cli"], 6) for k in (n, m)},
+        "floor_seconds": {str(k): round(best[k]["io_floor_serial"], 6) for k in (n, m)},
         "cli_cpu_seconds": {str(k): cpu[k]["cli"] for k in (n, m)},
         "floor_cpu_seconds": {str(k): cpu[k]["io_floor_serial"] for k in (n, m)},
-        "per_scan_s": round(per_scan, 6),
-        "floor_per_scan_s": round(floor_per_scan, 6),
+        "per_scan_s": per_scan,
+        "floor_per_scan_s": floor_per_scan,
         "start_up_s": round(best[n]["cli"] - n * per_scan, 3),
         "steady_ratio": round(per_scan / floor_per_scan, 3),
         "steady_cpu_ratio": round(cpu_per_scan / floor_cpu_per_scan, 3),  # CPU time: steadier on a shared machine
