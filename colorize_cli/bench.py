@@ -355,7 +355,7 @@ def _phase_end_to_end(spec: dict) -> dict:
 def _phase_stages(spec: dict) -> dict:
     """One file at a time, a timer around each step of the real path, to show where time goes."""
     from .imaging import write_image  # noqa: PLC0415
-    from .merge import colorize_full_res, merge_device  # noqa: PLC0415
+    from .merge import colorize_full_res, merge_device, warm_up  # noqa: PLC0415
     from .inference import working_lightness, working_shape  # noqa: PLC0415
     from .fsutil import sha256_file  # noqa: PLC0415
 
@@ -374,6 +374,8 @@ def _phase_stages(spec: dict) -> dict:
         return value
 
     _warm_up(model, _working(settings, model, jobs[:1])[0][0], c, 1)
+    if device is None:
+        warm_up()  # load numba and the compiled kernel, as the engine does while its first scans decode
     clock = _Clock()
     for job in jobs:
         scan = timed("decode (read_scan)", lambda: _read(job, settings))
