@@ -83,7 +83,8 @@ def run(
     on_plan: Callable[[Plan], None] = lambda plan: None,
 ) -> RunResult:
     """Colorize a folder tree as planned; resumes from the manifest by default. Holds the output
-    folder's lock for the whole run, so a second run on the same folder is refused."""
+    folder's lock for the whole run, so a second run on the same folder is refused (shards K/N of
+    one N may share it). ``stop`` carries the caller's signal policy (interrupts.StopFlag)."""
     model = model or load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
     ref = ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), model.info.name, model.info.sha256)
     check_out_root(settings.input_root, settings.out_root, settings.exclude)  # before anything is created

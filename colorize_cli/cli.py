@@ -259,11 +259,11 @@ def colorize_dir(
     fp32: bool = typer.Option(False, "--fp32", help="No half-precision autocast on CUDA."),
     saturation: float = typer.Option(1.0, help="Scale of the predicted chroma."),
     upsample: str = typer.Option("guided", help="Chroma upsampling: guided (edge-aware) | bilinear."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="jpeg | png | tiff | webp (default: same as input)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="jpeg | png | tiff | webp | jp2 (default: same as input, or TIFF)."),
     quality: int = typer.Option(92, help="JPEG/WebP quality."),
     suffix: str = typer.Option("", help="Appended to each output file's name (before the extension)."),
-    bit_depth: str = typer.Option("same", help="8 | 16 | same (16-bit needs PNG or TIFF output)."),
-    tiff_compression: str = typer.Option("deflate", help="TIFF output: deflate (lossless, zlib's fastest level) | none."),
+    bit_depth: str = typer.Option("same", help="8 | 16 | same (16-bit needs PNG, TIFF or JPEG 2000 output)."),
+    tiff_compression: str = typer.Option("lzw", help="TIFF output, lossless: lzw | deflate (zlib's fastest level) | none."),
     keep_times: bool = typer.Option(False, "--keep-times", help="Copy each input's modification time to its output."),
     include: list[str] = typer.Option([], help="Only files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option([], help="Skip files/folders matching this glob (repeatable)."),
@@ -296,8 +296,12 @@ def colorize_dir(
         usage(f"--upsample must be guided or bilinear, not {upsample!r}")
     if bit_depth not in ("8", "16", "same"):
         usage(f"--bit-depth must be 8, 16 or same, not {bit_depth!r}")
-    if tiff_compression not in ("deflate", "none"):
-        usage(f"--tiff-compression must be deflate or none, not {tiff_compression!r}")
+    if tiff_compression not in ("lzw", "deflate", "none"):
+        usage(f"--tiff-compression must be lzw, deflate or none, not {tiff_compression!r}")
+    from .formats import OUT_FORMATS, SIXTEEN_BIT  # noqa: PLC0415
+
+    if bit_depth == "16" and fmt and OUT_FORMATS.get(fmt.lower(), "PNG") not in SIXTEEN_BIT:
+        usage(f"--bit-depth 16 needs PNG, TIFF or JPEG 2000 output: {fmt} holds 8 bits a channel")
     if tile_overlap * 2 >= tile_size:
         usage(f"--tile-overlap {tile_overlap} must be less than half of --tile-size {tile_size}")
     try:
@@ -315,13 +319,23 @@ def colorize_dir(
             _dry_run(settings, json_out)
             return
         _quiet_openmp()
-        from .commands import run_dir  # noqa: PLC0415
+        from .interrupts import StopFlag, handle_signals  # noqa: PLC0415
 
-        code = run_dir(settings, json_out=json_out, argv=sys.argv)
+        with handle_signals(StopFlag()) as stop:  # SIGTERM too, from here on, while torch loads
+            from .commands import run_dir  # noqa: PLC0415
+
+            code = run_dir(settings, json_out=json_out, argv=sys.argv, stop=stop)
     except UsageError as e:
         usage(str(e))
-    except KeyboardInterrupt:  # before the run's own handler is in place (loading, planning)
-        typer.echo("colorize-dir: interrupted before any file was started; rerun the same command to begin", err=True)
+    except KeyboardInterrupt as e:  # a signal that must stop at once (interrupts.py)
+        name, phase = getattr(e, "signal", "SIGINT"), getattr(e, "phase", "starting")
+        if phase == "finished":
+            what = "after every file was finished (their records are in the manifest)"
+        elif phase == "running":
+            what = "while files were in flight; files without a record are redone next run"
+        else:
+            what = "before any file was started; rerun the same command to begin"
+        typer.echo(f"colorize-dir: interrupted ({name}) {what}", err=True)
         raise typer.Exit(130) from None
     raise typer.Exit(code)
 
@@ -348,9 +362,28 @@ def _dry_run(settings: object, json_out: bool) -> None:
 app.command("dir")(colorize_dir)
 
 
+def _exit_130_on_signals() -> None:
+    """From the first moment of the process: SIGINT or SIGTERM exit 130 with a message (click
+    would turn SIGINT into "Aborted!", exit 1; SIGTERM would kill silently, 143). A run replaces
+    this with its own phase-aware handler (interrupts.py) as soon as its options are parsed."""
+    import signal  # noqa: PLC0415
+
+    def stop(signum: int, _frame: object) -> None:
+        typer.echo(f"colorize-dir: interrupted ({signal.Signals(signum).name}) before any file was started", err=True)
+        raise SystemExit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+
+
 def main() -> None:
+    import sys  # noqa: PLC0415
+
+    if sys.argv[1:2] == ["dir"]:  # other commands (train) keep Python's own Ctrl-C behaviour
+        _exit_130_on_signals()
     app()
 
 
 def dir_main() -> None:
+    _exit_130_on_signals()
     typer.run(colorize_dir)

@@ -3,6 +3,7 @@ and `colorize manifest merge`, which joins shard manifests."""
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from rich.console import Console
 from .api import load_model, run
 from .devices import DeviceError
 from .engine import RunResult
+from .interrupts import StopFlag
 from .manifest import FileRecord, LockedError, merge_manifests
 from .models.weights import WeightsError
 from .plan import Plan
@@ -39,8 +41,9 @@ def summarise(result: RunResult, plan: Plan | None) -> dict:
     }
 
 
-def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] = ()) -> int:
-    """Returns the process exit code: 0 all done, 1 some failed, 2 could not start, 130 interrupted."""
+def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] = (), stop: StopFlag | None = None) -> int:
+    """Returns the process exit code: 0 all done, 1 some failed or the disk is full, 2 could not
+    start, 130 interrupted. ``stop`` is the CLI's signal policy (interrupts.py), if it set one."""
     try:
         model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
     except (WeightsError, DeviceError) as e:
@@ -59,12 +62,16 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
             display.file(rec)
 
     try:
-        result = run(settings, model, on_file=on_file, argv=argv, on_plan=on_plan)
+        result = run(settings, model, on_file=on_file, argv=argv, on_plan=on_plan, stop=stop)
     except LockedError as e:
         typer.echo(f"colorize-dir: error: {e}", err=True)
         return 2
     except OSError as e:  # e.g. the output folder, its lock or its manifest cannot be created
-        typer.echo(f"colorize-dir: error: {e.filename or settings.out_root}: {e.strerror or e}", err=True)
+        where = f"{e.filename or settings.out_root}: {e.strerror or e}"
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # not a usage error: free space and rerun
+            typer.echo(f"colorize-dir: error: disk full: {where}; free space and rerun", err=True)
+            return 1
+        typer.echo(f"colorize-dir: error: {where}", err=True)
         return 2
     finally:
         display = holder.get("display")

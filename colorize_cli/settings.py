@@ -26,7 +26,7 @@ class OutputSettings:
     suffix: str = ""  # appended to the output file's stem
     bit_depth: str = "same"  # "8", "16" or "same"
     keep_times: bool = False  # copy the input's mtime to the output
-    tiff_compression: str = "deflate"  # "deflate" (zlib level 1 + predictor) or "none"
+    tiff_compression: str = "lzw"  # "lzw", "deflate" (zlib level 1) or "none"; lossless, predictor 2 when compressed
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli import api, commands, imaging
+from colorize_cli import api, commands, imaging, write_png
 from colorize_cli.cli import app
 from colorize_cli.manifest import FileRecord, ManifestWriter, read_manifest
 
@@ -267,7 +267,7 @@ def small_disk(tmp_path: Path, monkeypatch) -> Iterator[SmallDisk]:
     print(f"\nfull-disk tests on {'a real tmpfs' if mounted else 'a simulated disk (mount not permitted)'}")
     if not mounted:
         written = [0]
-        real_encode = imaging._encode_png
+        real_encode = write_png.encode_png
 
         def encode(fp, *a, **k):
             buf = io.BytesIO()
@@ -277,7 +277,7 @@ def small_disk(tmp_path: Path, monkeypatch) -> Iterator[SmallDisk]:
             written[0] += len(buf.getvalue())
             fp.write(buf.getvalue())
 
-        monkeypatch.setattr(imaging, "_encode_png", encode)
+        monkeypatch.setattr(write_png, "encode_png", encode)
     try:
         yield disk
     finally:
@@ -324,7 +324,7 @@ def test_full_disk_stops_new_files_and_keeps_what_is_done(tmp_path: Path, small_
 def test_manifest_on_a_full_disk_never_keeps_half_a_record(small_disk: SmallDisk, monkeypatch) -> None:
     path = small_disk.path / "manifest.jsonl"
     if not small_disk.real:  # the simulated disk: the file system takes part of a line, then refuses
-        from colorize_cli import manifest as mf
+        from colorize_cli.manifest import store as mf
 
         real_write_all = mf._write_all
         budget = [small_disk.size]
