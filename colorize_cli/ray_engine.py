@@ -126,7 +126,7 @@ def adopt_receipts(manifest: Path) -> int:
 # --------------------------------------------------------------------------- the worker
 
 
-class Worker:
+class ColorizeWorker:
     """One Ray actor: loads the model once, from the weights path, and colorizes files one at a
     time with the local engine's own per-file function. Created with everything it needs, so a
     restarted actor is the same worker."""
@@ -193,12 +193,17 @@ class _Slot:
     held: list[tuple[Any, _Task]]  # (object ref, task) in submission order
     started: bool = False  # its model has loaded at least once
     failed_starts: int = 0  # restarts in a row that did not come back
+    ask_at: float | None = None  # when to ask a restarting worker again whether it is ready
+
+    @property
+    def ready(self) -> bool:
+        return self.started and self.ready_ref is None and self.ask_at is None
 
 
 def connect(ray: Any, rs: RaySettings) -> None:
     """Join the cluster at rs.address, or start a local one: no dashboard, no usage stats."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if rs.address:
             ray.init(address=rs.address, **kwargs)
@@ -220,7 +225,7 @@ def worker_count(ray: Any, rs: RaySettings) -> tuple[int, int]:
 
 
 class RayDriver:
-    """Runs a colorize-dir over a cluster of Worker actors; see the module docstring."""
+    """Runs a colorize-dir over a cluster of ColorizeWorker actors; see the module docstring."""
 
     def __init__(self, ray: Any, settings: RunSettings, on_file: Callable[[FileRecord], None]) -> None:
         self.ray = ray
@@ -235,7 +240,7 @@ class RayDriver:
     def start_workers(self, manifest: Path, run_id: str) -> dict:
         """Start the workers; wait for the least number of them; return the first one's model info."""
         least, most = worker_count(self.ray, self.rs)
-        actor = self.ray.remote(Worker).options(
+        actor = self.ray.remote(ColorizeWorker).options(
             num_cpus=self.rs.cpus_per_worker, num_gpus=self.rs.gpus_per_worker,
             max_restarts=-1, max_task_retries=0,  # restarts are free; file retries are counted here
         )
@@ -245,7 +250,7 @@ class RayDriver:
             self.slots.append(_Slot(handle, handle.ready.remote(), []))
         info: dict | None = None
         waited = time.monotonic()
-        while sum(s.ready_ref is None for s in self.slots) < least:
+        while sum(s.ready for s in self.slots) < least:
             got = self._poll_ready(timeout=5.0)
             info = info or got
             if not self.slots:
@@ -259,15 +264,23 @@ class RayDriver:
 
     def _poll_ready(self, timeout: float) -> dict | None:
         """Mark workers whose model has loaded; a worker that cannot load it is an error."""
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.ask_at is not None and now >= slot.ask_at:
+                slot.ready_ref, slot.ask_at = slot.handle.ready.remote(), None
         pending = [s.ready_ref for s in self.slots if s.ready_ref is not None]
         if not pending:
+            time.sleep(min(timeout, 0.1))
             return None
         done, _ = self.ray.wait(pending, num_returns=len(pending), timeout=timeout)
         info = None
         for slot in [s for s in self.slots if s.ready_ref in done]:
             try:
                 info = self.ray.get(slot.ready_ref)
-            except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorUnavailableError) as e:
+            except self.ray.exceptions.ActorUnavailableError:  # still restarting: ask again soon
+                slot.ready_ref, slot.ask_at = None, time.monotonic() + 0.5
+                continue
+            except self.ray.exceptions.RayActorError as e:
                 if not slot.started:  # the model does not load there: nothing will work
                     raise RayEngineError(f"a worker could not start: {_cause(e)}") from None
                 slot.failed_starts += 1
@@ -277,7 +290,7 @@ class RayDriver:
                     if not self.slots:
                         raise RayEngineError(f"every worker is gone: {_cause(e)}") from None
                 else:
-                    slot.ready_ref = slot.handle.ready.remote()
+                    slot.ready_ref, slot.ask_at = None, time.monotonic() + 0.5
                 continue
             slot.ready_ref, slot.started, slot.failed_starts = None, True, 0
         return info
@@ -331,7 +344,7 @@ class RayDriver:
     def _fill(self, todo: Iterator[tuple[Job, str]], exhausted: bool) -> bool:
         """Give ready workers files up to _DEPTH each; a solo file goes only to an idle worker."""
         for slot in self.slots:
-            if slot.ready_ref is not None:
+            if not slot.ready:
                 continue
             while len(slot.held) < _DEPTH and not any(t.solo for _, t in slot.held):
                 if self.queue and self.queue[0].solo:
