@@ -24,10 +24,12 @@ finished after the driver's death (atomic renames: whole or absent) are not redo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -44,9 +46,9 @@ from .settings import RaySettings, RunSettings
 CRASH_REASON = "worker crashed while processing this file"
 _DEPTH = 2  # files queued on one worker: the next file is there when the current one ends
 _MAX_FAILED_STARTS = 3  # a restarted worker whose ready() fails this often in a row is given up
-# Test hook, read by workers only: os._exit() on the input whose absolute path equals the value,
-# standing in for a file that crashes its worker (a decoder segfault). A full path never matches
-# by accident, and nothing sets this variable but the tests.
+# Test hook: with this variable in the driver's environment, workers os._exit() on the input whose
+# absolute path equals its value, standing in for a file that crashes its worker (a decoder
+# segfault). A full path never matches by accident, and nothing sets this variable but the tests.
 CRASH_HOOK = "COLORIZE_TEST_CRASH_ON_INPUT"
 INSTALL_HINT = 'the ray engine needs the "ray" extra: pip install "colorize-cli[ray]"'
 
@@ -131,7 +133,7 @@ class ColorizeWorker:
     time with the local engine's own per-file function. Created with everything it needs, so a
     restarted actor is the same worker."""
 
-    def __init__(self, settings: RunSettings, manifest: str, run_id: str, threads: int) -> None:
+    def __init__(self, settings: RunSettings, manifest: str, run_id: str, threads: int, crash_on: str | None = None) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does, before torch loads
         import torch  # noqa: PLC0415
 
@@ -151,6 +153,7 @@ class ColorizeWorker:
         self.engine = Engine(model.predictor, model.info.name, es, thumbnails=thumbs)
         self.render = settings.color.render_size or model.render_size
         self.run_id = run_id
+        self.crash_on = crash_on
         self.receipt = receipts_root(Path(manifest)) / run_id / f"{socket.gethostname()}-{os.getpid()}.jsonl"
         self.info = {"model": ref.name, "sha256": ref.sha256, "render": self.render, "device": str(model.device),
                      "host": socket.gethostname(), "pid": os.getpid(), "threads": torch.get_num_threads()}
@@ -159,7 +162,7 @@ class ColorizeWorker:
         return self.info
 
     def process(self, job: Job, why: str) -> FileRecord:
-        if os.environ.get(CRASH_HOOK) == str(job.input):
+        if self.crash_on is not None and self.crash_on == str(job.input):
             os._exit(3)
         rec = self.engine.process_file(job, why, self.plan, self.run_id, self.render)
         self._write_receipt(rec)
@@ -246,7 +249,7 @@ class RayDriver:
         )
         threads = max(1, round(self.rs.cpus_per_worker))
         for _ in range(most):
-            handle = actor.remote(self.settings, str(manifest), run_id, threads)
+            handle = actor.remote(self.settings, str(manifest), run_id, threads, os.environ.get(CRASH_HOOK))
             self.slots.append(_Slot(handle, handle.ready.remote(), []))
         info: dict | None = None
         waited = time.monotonic()
@@ -414,7 +417,8 @@ def run_ray(settings: RunSettings, on_file: Callable[[FileRecord], None] = lambd
     check_out_root(settings.input_root, settings.out_root, settings.exclude)
     settings.out_root.mkdir(parents=True, exist_ok=True)
     stop = stop or StopFlag()
-    with RunLock(settings.out_root, settings.shard, argv=list(argv)):
+    # Ray prints cluster events ("a worker died ...") on stdout, which belongs to --json.
+    with RunLock(settings.out_root, settings.shard, argv=list(argv)), contextlib.redirect_stdout(sys.stderr):
         manifest = manifest_path(settings.out_root, settings.shard, settings.manifest)
         manifest.parent.mkdir(parents=True, exist_ok=True)
         connect(ray, settings.ray)
