@@ -139,9 +139,15 @@ class ColorizeWorker:
 
         torch.set_num_threads(threads)
         from .api import load_model  # noqa: PLC0415
+        from .devices import DeviceError  # noqa: PLC0415
         from .engine import Engine, default_engine_settings  # noqa: PLC0415
+        from .models.weights import WeightsError  # noqa: PLC0415
 
-        model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
+        try:
+            model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
+        except (WeightsError, DeviceError) as e:  # told to the driver, which stops with the local engine's words
+            self.info = {"error": str(e)}
+            return
         ref = ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), model.info.name, model.info.sha256)
         self.plan = Plan(settings, ref, Path(manifest), settings_key(settings.output_affecting(), ref.sha256))
         thumbs = None
@@ -210,8 +216,8 @@ def connect(ray: Any, rs: RaySettings) -> None:
     try:
         if rs.address:
             ray.init(address=rs.address, **kwargs)
-        else:
-            ray.init(include_dashboard=False, **kwargs)
+        else:  # "local": a new cluster, never one that another `ray start` left running
+            ray.init(address="local", include_dashboard=False, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {rs.address}" if rs.address else "a local Ray cluster"
         hint = " (is `ray start --head` running?)" if rs.address else ""
@@ -230,11 +236,10 @@ def worker_count(ray: Any, rs: RaySettings) -> tuple[int, int]:
 class RayDriver:
     """Runs a colorize-dir over a cluster of ColorizeWorker actors; see the module docstring."""
 
-    def __init__(self, ray: Any, settings: RunSettings, on_file: Callable[[FileRecord], None]) -> None:
+    def __init__(self, ray: Any, settings: RunSettings) -> None:
         self.ray = ray
         self.settings = settings
         self.rs = settings.ray
-        self.on_file = on_file
         self.slots: list[_Slot] = []
         self.queue: deque[_Task] = deque()  # retries, sent before new files
         self.lost: str | None = None  # why the run stopped early, when every worker is gone
@@ -295,6 +300,8 @@ class RayDriver:
                 else:
                     slot.ready_ref, slot.ask_at = None, time.monotonic() + 0.5
                 continue
+            if "error" in info:
+                raise RayEngineError(info["error"])
             slot.ready_ref, slot.started, slot.failed_starts = None, True, 0
         return info
 
@@ -398,7 +405,10 @@ def _failed(task: _Task, plan: Plan, run_id: str, reason: str) -> FileRecord:
 
 def _cause(err: BaseException) -> str:
     """One line for a worker's error: the underlying exception when Ray wraps one."""
-    cause = getattr(err, "cause", None) or err
+    cause = getattr(err, "cause", None)
+    if cause is None:  # Ray's own error: its message ends with the line that says what happened
+        text = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        return text[-1] if text else type(err).__name__
     text = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {text[0] if text else 'no details'}"
 
@@ -423,7 +433,7 @@ def run_ray(settings: RunSettings, on_file: Callable[[FileRecord], None] = lambd
         manifest.parent.mkdir(parents=True, exist_ok=True)
         connect(ray, settings.ray)
         run_id = new_run_id()
-        driver = RayDriver(ray, settings, on_file)
+        driver = RayDriver(ray, settings)
         try:
             info = driver.start_workers(manifest, run_id)
             adopt_receipts(manifest)

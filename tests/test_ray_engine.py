@@ -281,3 +281,12 @@ def test_engine_options_are_checked(args, message, tmp_path):
     assert result.exit_code == 2
     assert message in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_weights_a_worker_cannot_load_stop_the_run_with_the_local_engines_words(cluster, scans, tmp_path):
+    out = tmp_path / "out"
+    missing = tmp_path / "missing.safetensors"
+    proc = colorize_dir(ray_args(scans, out, missing, cluster), env=cluster["env"])
+    assert proc.returncode == 2
+    assert f"colorize-dir: error: weights file not found: {missing}" in proc.stderr
+    assert not (out / "manifest.jsonl").exists()
