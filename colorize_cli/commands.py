@@ -18,7 +18,7 @@ from .manifest import FileRecord, LockedError, merge_manifests
 from .models.weights import WeightsError
 from .plan import Plan
 from .progress import RunDisplay, summary_table
-from .ray_engine import RayEngineError, run_ray
+from .ray_engine import RayEngineError
 from .settings import RunSettings
 
 
@@ -42,15 +42,13 @@ def summarise(result: RunResult, plan: Plan | None) -> dict:
 
 def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] = ()) -> int:
     """Returns the process exit code: 0 all done, 1 some failed, 2 could not start, 130 interrupted."""
-    if settings.engine == "ray":  # the workers load the model, each on its own node
-        engine = run_ray
-    else:
+    model = None
+    if settings.engine == "local":  # with --engine ray, each worker loads the model on its own node
         try:
             model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
         except (WeightsError, DeviceError) as e:
             typer.echo(f"colorize-dir: error: {e}", err=True)
             return 2
-        engine = lambda settings, **kw: run(settings, model, **kw)  # noqa: E731
     mode = "quiet" if settings.quiet else ("bar" if sys.stderr.isatty() else "lines")
     holder: dict[str, object] = {}
 
@@ -65,7 +63,7 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
 
     lost = None
     try:
-        result = engine(settings, on_file=on_file, argv=argv, on_plan=on_plan)
+        result = run(settings, model, on_file=on_file, argv=argv, on_plan=on_plan)
     except RayEngineError as e:
         if e.result is None:
             typer.echo(f"colorize-dir: error: {e}", err=True)
