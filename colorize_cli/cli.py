@@ -19,7 +19,40 @@ def _quiet_openmp() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _version(value: bool) -> None:
+    """--version: the package version and the shipped model, without importing torch."""
+    if not value:
+        return
+    from . import __version__  # noqa: PLC0415
+    from .models.paths import DEFAULT_WEIGHTS  # noqa: PLC0415
+    from .plan import model_ref  # noqa: PLC0415
+
+    ref = model_ref(DEFAULT_WEIGHTS)
+    typer.echo(f"colorize-cli {__version__}, model {ref.name} (sha256 {ref.sha256[:12]})")
+    raise typer.Exit()
+
+
+_VERSION = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and the model, then exit.")
+
 app = typer.Typer(help="colorize-cli: give colour to scanned black-and-white photographs.", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def _main(version: bool = _VERSION) -> None:
+    """colorize-cli: give colour to scanned black-and-white photographs."""
+
+
+@app.command()
+def doctor(
+    weights: Optional[Path] = typer.Option(None, help="Weights file to check (default: the shipped model)."),
+    batch_size: int = typer.Option(8, help="Tiles/images per network call, as in colorize-dir."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Check the install: versions, devices, the weights' sha256, and the same colours on every device as on the CPU."""
+    _quiet_openmp()
+    from .doctor_report import print_report  # noqa: PLC0415
+
+    raise typer.Exit(print_report(weights, batch_size, json_out))
 
 
 @app.command()
@@ -37,6 +70,11 @@ def train(
     device: str = typer.Option("cpu", help="cpu | cuda"),
     pretrained: bool = typer.Option(True, help="Start the encoder from ImageNet weights."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (e.g. the shipped model), with a fresh optimizer."),
+    ema: float = typer.Option(0.0, help="Decay of an exponential moving average of the weights, exported instead of the raw ones (0: off)."),
+    marks: float = typer.Option(0.0, help="Probability of each kind of simulated physical damage (scratches, cracks, dust, folds, stains)."),
+    freeze_fraction: float = typer.Option(0.15, help="Part of the budget with the pretrained encoder frozen."),
+    encoder_lr: float = typer.Option(1e-4, help="Learning rate of the pretrained encoder once unfrozen."),
 ) -> None:
     """Train a colorization model on folders of colour photos."""
     _quiet_openmp()
@@ -45,8 +83,8 @@ def train(
 
     cfg = TrainConfig(
         data=tuple(str(d) for d in data), out=str(out), arch=arch, cpu_minutes=cpu_minutes, batch=batch,
-        lr=lr, crop=CropSettings(size=crop), holdout=holdout, seed=seed, threads=threads, device=device,
-        pretrained=pretrained,
+        lr=lr, crop=CropSettings(size=crop, marks=marks), holdout=holdout, seed=seed, threads=threads, device=device,
+        pretrained=pretrained, init=str(init or ""), ema=ema, freeze_fraction=freeze_fraction, encoder_lr=encoder_lr,
     )
     run_training(cfg, resume=resume, log=typer.echo)
 
@@ -54,14 +92,14 @@ def train(
 @app.command("eval")
 def eval_cmd(
     photos: Path = typer.Argument(..., help="Folder of colour photos, or a text file listing them."),
-    weights: Optional[Path] = typer.Option(None, help="Weights file (default: the shipped model)."),
+    weights: list[Path] = typer.Option([], help="Weights file; repeat to compare models in one run (default: the shipped model)."),
     render_size: int = typer.Option(0, help="Long side the network sees (0: the model's default)."),
     upsample: str = typer.Option("guided", help="guided | bilinear"),
     limit: int = typer.Option(0, help="Only the first N photos (0: all)."),
-    sheet: Optional[Path] = typer.Option(None, help="Write a before/after PNG of the best and worst images here."),
+    sheet: Optional[Path] = typer.Option(None, help="Write a before/after PNG of the best and worst images of the first model here."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
-    """Score a model on colour photos turned gray, beside the gray baseline (a*b* = 0), in one run."""
+    """Score models on colour photos turned gray, beside the gray baseline (a*b* = 0), in one run."""
     import json  # noqa: PLC0415
 
     from rich.console import Console  # noqa: PLC0415
@@ -71,24 +109,54 @@ def eval_cmd(
     from .settings import ColorSettings  # noqa: PLC0415
     from .training.evaluate import contact_sheet, evaluate, load_truth, photos_in  # noqa: PLC0415
 
-    model = load_model(weights, device="cpu")
-    paths = photos_in(photos)[: limit or None]
-    render = render_size or model.render_size
-    m, g, items = evaluate(load_truth(paths), model.predictor, ColorSettings(render_size=render, upsample=upsample), render)
-    result = {"model": model.info.name, "sha256": model.info.sha256, "photos": len(items), "render_size": render,
-              "metrics": {"model": m, "gray": g}}
-    if sheet:
-        result["sheet"] = str(contact_sheet(items, sheet))
+    truth = load_truth(photos_in(photos)[: limit or None])
+    rows, results = [], []
+    for k, w in enumerate(weights or [None]):
+        model = load_model(w, device="cpu")
+        render = render_size or model.render_size
+        m, g, items = evaluate(truth, model.predictor, ColorSettings(render_size=render, upsample=upsample), render)
+        if k == 0:
+            rows.append(("gray baseline", g))
+            if sheet:
+                contact_sheet(items, sheet)
+        rows.append((model.info.name, m))
+        results.append({"model": model.info.name, "sha256": model.info.sha256, "render_size": render, "metrics": m})
     if json_out:
-        typer.echo(json.dumps(result, indent=1))
+        typer.echo(json.dumps({"photos": len(truth), "gray": rows[0][1], "models": results,
+                               **({"sheet": str(sheet)} if sheet else {})}, indent=1))
         return
-    table = Table(title=f"{model.info.name} on {len(items)} photos ({photos})")
+    table = Table(title=f"{len(truth)} photos ({photos}), gray baseline and models in one run")
     for col in ("", "MSE (0-255)", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness", "ratio to truth"):
         table.add_column(col, justify="right")
-    for name, r in (("gray baseline", g), (model.info.name, m)):
+    for name, r in rows:
         table.add_row(name, f"{r['mse']:.1f}", f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['ciede2000']:.3f}",
                       f"{r['colourfulness_pred']:.1f}", f"{r['colourfulness_ratio']:.3f}")
     Console(width=max(110, Console().width)).print(table)
+
+
+@app.command("compare")
+def compare_cmd(
+    photos: Path = typer.Argument(..., help="Folder of black-and-white photos (no ground truth needed)."),
+    weights: list[Path] = typer.Option(..., help="Weights files to compare; repeat (e.g. v1, then v2)."),
+    out: Path = typer.Option(Path("compare-sheet.png"), "--out", help="The PNG sheet to write."),
+    limit: int = typer.Option(24, help="How many photos (the first N by name)."),
+) -> None:
+    """A sheet of old photographs: input beside each model's result, to judge by eye."""
+    import numpy as np  # noqa: PLC0415
+
+    from .api import load_model  # noqa: PLC0415
+    from .imaging import read_scan  # noqa: PLC0415
+    from .inference import colorize_gray  # noqa: PLC0415
+    from .settings import ColorSettings  # noqa: PLC0415
+    from .training.evaluate import compare_sheet, photos_in  # noqa: PLC0415
+
+    grays = [(p, read_scan(p).gray) for p in sorted(photos_in(photos))[:limit]]
+    grays = [(p, g if g.dtype == np.uint8 else (g >> 8).astype(np.uint8)) for p, g in grays]
+    columns = []
+    for w in weights:
+        model = load_model(w, device="cpu")
+        columns.append((model.info.name, [colorize_gray(g, model.predictor, ColorSettings(), model.render_size) for _, g in grays]))
+    typer.echo(str(compare_sheet(grays, columns, out)))
 
 
 @app.command()
@@ -189,10 +257,10 @@ def colorize_dir(
     fp32: bool = typer.Option(False, "--fp32", help="No half-precision autocast on CUDA."),
     saturation: float = typer.Option(1.0, help="Scale of the predicted chroma."),
     upsample: str = typer.Option("guided", help="Chroma upsampling: guided (edge-aware) | bilinear."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="jpeg | png | tiff | webp (default: same as input)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="jpeg | png | tiff | webp | jp2 (default: same as input, or TIFF)."),
     quality: int = typer.Option(92, help="JPEG/WebP quality."),
     suffix: str = typer.Option("", help="Appended to each output file's name (before the extension)."),
-    bit_depth: str = typer.Option("same", help="8 | 16 | same (16-bit needs PNG or TIFF output)."),
+    bit_depth: str = typer.Option("same", help="8 | 16 | same (16-bit needs PNG, TIFF or JPEG 2000 output)."),
     keep_times: bool = typer.Option(False, "--keep-times", help="Copy each input's modification time to its output."),
     include: list[str] = typer.Option([], help="Only files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option([], help="Skip files/folders matching this glob (repeatable)."),
@@ -207,6 +275,7 @@ def colorize_dir(
     report: bool = typer.Option(False, "--report", help="Also write <out>/report.html, a review sheet."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
+    version: bool = _VERSION,
     engine: str = typer.Option("local", help="local (this machine) | ray (a Ray cluster; pip install \"colorize-cli[ray]\")."),
     ray_address: Optional[str] = typer.Option(None, help="--engine ray: 'auto' or host:port joins a running cluster (default: start a local one)."),
     workers: Optional[str] = typer.Option(None, help="--engine ray: N workers, or N-M to grow with an autoscaling cluster (default: as many as fit)."),
@@ -230,6 +299,10 @@ def colorize_dir(
         usage(f"--upsample must be guided or bilinear, not {upsample!r}")
     if bit_depth not in ("8", "16", "same"):
         usage(f"--bit-depth must be 8, 16 or same, not {bit_depth!r}")
+    from .formats import OUT_FORMATS, SIXTEEN_BIT  # noqa: PLC0415
+
+    if bit_depth == "16" and fmt and OUT_FORMATS.get(fmt.lower(), "PNG") not in SIXTEEN_BIT:
+        usage(f"--bit-depth 16 needs PNG, TIFF or JPEG 2000 output: {fmt} holds 8 bits a channel")
     if tile_overlap * 2 >= tile_size:
         usage(f"--tile-overlap {tile_overlap} must be less than half of --tile-size {tile_size}")
     ray_settings = _ray_settings(engine, ray_address, workers, cpus_per_worker, gpus_per_worker, max_retries, usage)

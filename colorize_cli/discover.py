@@ -21,10 +21,13 @@ Rules, in the order they are applied to each folder entry:
   ``(st_dev, st_ino)`` and walked at most once: real folders are walked first, linked folders
   afterwards in sorted order, so a link to a folder that was already walked (its own
   ancestor: "symlink loop"; anywhere else: "symlink to a folder already walked") is skipped.
-* A file is a scan when its first bytes say JPEG, PNG, TIFF, BMP or WebP, whatever its name.
-  A file whose bytes say nothing (empty, unreadable, text) but whose extension is an image
-  extension is still a ``Job``: it is a broken scan, and the reading stage fails it with the
-  real reason. Only files with neither image content nor an image extension are ``Skipped``.
+* A file is a scan when its first bytes name a raster format of ``formats.py`` (JPEG, PNG,
+  TIFF, WebP, JPEG 2000, BMP, GIF, PNM, PSD, HEIF, AVIF), whatever its name; TGA, which has no
+  signature, by its extension. A document (PDF, PostScript/EPS, SVG) is ``Skipped`` with a
+  reason naming its format. A file whose bytes say nothing (empty, unreadable, text) but whose
+  extension is an image extension is still a ``Job``: it is a broken scan, and the reading
+  stage fails it with the real reason. Only files with neither image content nor an image
+  extension are ``Skipped``.
 * ``Skipped`` may name folders (excluded, unreadable, loop, outside root, the output folder);
   their reason says "folder" or "symlink", and they are never counted as scans.
 """
@@ -44,24 +47,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, NamedTuple
 
+from colorize_cli import formats
+
 if TYPE_CHECKING:
     from colorize_cli.settings import RunSettings
 
 SNIFF_BYTES = 16
 
-# Extension spellings per format; the first one is what we write when we pick the name.
-EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "JPEG": (".jpg", ".jpeg"),
-    "PNG": (".png",),
-    "TIFF": (".tif", ".tiff"),
-    "BMP": (".bmp",),
-    "WEBP": (".webp",),
-}
-_EXT_FORMAT = {ext: fmt for fmt, exts in EXTENSIONS.items() for ext in exts}
-# --format values (and their common spellings) -> the format written. BMP is read, never chosen.
-OUT_FORMATS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "tiff": "TIFF", "tif": "TIFF", "webp": "WEBP"}
-# BITMAPINFOHEADER family sizes; checking them keeps any text that starts with "BM" out.
-_BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+# The format table (signatures, extensions, what each format is written as) lives in formats.py.
+EXTENSIONS = formats.EXTENSIONS
+_EXT_FORMAT = formats.EXT_FORMAT
+OUT_FORMATS = formats.OUT_FORMATS
 
 
 class UsageError(ValueError):
@@ -75,8 +71,8 @@ class Job:
     input: Path  # absolute, through any symlinks as found
     rel: PurePosixPath  # relative to the input root, as found
     output: Path  # absolute
-    fmt: str  # input format: JPEG | PNG | TIFF | BMP | WEBP
-    out_fmt: str  # format to write, same spelling as fmt
+    fmt: str  # input format, as in formats.EXTENSIONS: JPEG | PNG | TIFF | JPEG2000 | GIF | ...
+    out_fmt: str  # format to write: formats.output_format(fmt) unless --format chose one
 
 
 @dataclass(frozen=True)
@@ -96,14 +92,14 @@ class DiscoverOptions:
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = True
     allow_outside_root: bool = False
-    out_format: str | None = None  # None: same as input; else jpeg | png | tiff | webp
+    out_format: str | None = None  # None: same as input; else jpeg | png | tiff | webp | jp2
     suffix: str = ""  # appended to each output's stem
     shard: tuple[int, int] | None = None  # (K, N), 1-based K
 
     def __post_init__(self) -> None:
         if self.out_format is not None and self.out_format.lower() not in OUT_FORMATS:
             raise UsageError(
-                f"unknown output format {self.out_format!r}; choose jpeg, png, tiff or webp"
+                f"unknown output format {self.out_format!r}; choose jpeg, png, tiff, webp or jp2"
             )
         if "/" in self.suffix or os.sep in self.suffix or "\0" in self.suffix:
             raise UsageError(f"--suffix may not contain a path separator (got {self.suffix!r})")
@@ -129,17 +125,7 @@ class DiscoverOptions:
 
 
 def _format_of(head: bytes) -> str | None:
-    if head[:3] == b"\xff\xd8\xff":
-        return "JPEG"
-    if head[:8] == b"\x89PNG\r\n\x1a\n":
-        return "PNG"
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # classic and BigTIFF
-        return "TIFF"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head[:2] == b"BM" and len(head) >= 16 and int.from_bytes(head[14:16], "little") in _BMP_HEADER_SIZES:
-        return "BMP"
-    return None
+    return formats.raster_format(head)
 
 
 def _read_head(path: str | os.PathLike[str]) -> bytes:
@@ -397,8 +383,12 @@ class _Walk:
             head, problem = b"", "permission denied"
         except OSError as err:
             head, problem = b"", f"unreadable: {err.strerror}"
-        fmt = _format_of(head) or _EXT_FORMAT.get(os.path.splitext(name)[1].lower())
-        if fmt is not None:
+        ext = os.path.splitext(name)[1].lower()
+        document = formats.not_a_raster(head, ext)
+        fmt = None if document else _format_of(head) or _EXT_FORMAT.get(ext)
+        if document:
+            self._skip(rel, path, document)
+        elif fmt is not None:
             self.found.append(_Found(rel, path, fmt))
         elif problem:
             self._skip(rel, path, problem)
@@ -421,10 +411,11 @@ def _name_for(rel: str, fmt: str, out_format: str | None) -> _Name:
     stem, ext = os.path.splitext(name)
     if ext.lower() not in _EXT_FORMAT:
         stem, ext = name, ""  # "scan.001" -> "scan.001.jpg", so numbered scans stay apart
-    if out_format is None and ext and _EXT_FORMAT[ext.lower()] == fmt:
-        out_ext = ext  # "same" format: keep the user's spelling (.JPG, .jpeg, .tiff)
-    else:  # a chosen format, or an extension that lied about the content
-        out_ext = EXTENSIONS[OUT_FORMATS[out_format.lower()] if out_format else fmt][0]
+    written = OUT_FORMATS[out_format.lower()] if out_format else formats.output_format(fmt)
+    if out_format is None and ext and _EXT_FORMAT[ext.lower()] == written and ext.lower() not in formats.NOT_KEPT_SPELLINGS:
+        out_ext = ext  # the same format: keep the user's spelling (.JPG, .jpeg, .tiff)
+    else:  # another format, or an extension that lied about the content
+        out_ext = EXTENSIONS[written][0]
     return _Name(parent + "/" if parent else "", stem, ext, out_ext)
 
 
@@ -520,7 +511,7 @@ def discover(input_root: Path, out_root: Path, opts: DiscoverOptions) -> tuple[l
     keep = (lambda rel: shard_of(rel, opts.shard[1]) == opts.shard[0]) if opts.shard else (lambda rel: True)
 
     jobs = [
-        Job(Path(f.path), PurePosixPath(f.rel), out_abs / o, f.fmt, out_fmt or f.fmt)
+        Job(Path(f.path), PurePosixPath(f.rel), out_abs / o, f.fmt, out_fmt or formats.output_format(f.fmt))
         for f, o in zip(found, outputs)
         if keep(f.rel)
     ]

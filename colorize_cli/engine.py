@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from .discover import Job
-from .imaging import ImageError, Scan, WriteError, read_scan, write_image
+from .formats import SIXTEEN_BIT
+from .imaging import ImageError, Page, Scan, WriteError, read_scan, write_pages
+from .provenance import Provenance
 from .inference import Predictor, predict_scans, working_lightness, working_shape
 from .fsutil import sha256_file, temp_target
 from .manifest import FileRecord, ManifestWriter, end_record, new_run_id, run_header
@@ -73,8 +75,10 @@ class _Loaded:
     started: float
     scan: Scan | None = None
     lightness: np.ndarray | None = None
+    more_lightness: list[np.ndarray] = field(default_factory=list)  # pages 2.. of a multi-page scan
     error: str | None = None
     input_stat: os.stat_result | None = None
+    input_sha256: str | None = None
 
 
 def default_engine_settings(batch_size: int, device: torch.device) -> EngineSettings:
@@ -127,7 +131,7 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
 
 def _out_dtype(scan: Scan, fmt: str, bit_depth: str) -> type:
     sixteen = bit_depth == "16" or (bit_depth == "same" and scan.bit_depth == 16)
-    return np.uint16 if sixteen and fmt in ("PNG", "TIFF") else np.uint8
+    return np.uint16 if sixteen and fmt in SIXTEEN_BIT else np.uint8
 
 
 def _describe(err: BaseException) -> str:
@@ -166,24 +170,42 @@ class Engine:
             item.scan = read_scan(job.input, max_pixels)
             h, w = item.scan.gray.shape
             item.lightness = working_lightness(item.scan.gray, working_shape(h, w, render_size))
+            item.more_lightness = [working_lightness(p.gray, working_shape(*p.gray.shape, render_size))
+                                   for p in item.scan.more_pages]
         except Exception as err:  # noqa: BLE001 - a bad file fails alone
             item.error = _describe(err)
         return item
 
     # -- stage 3: finish -----------------------------------------------------------------------
-    def _finish(self, item: _Loaded, ab: np.ndarray, plan: Plan, run_id: str) -> FileRecord:
+    def _finish(self, item: _Loaded, abs_: list[np.ndarray], plan: Plan, run_id: str) -> FileRecord:
+        """Colorize and write every page of one scan; a failing page fails the file, named."""
         s = plan.settings
         scan, job = item.scan, item.job
         assert scan is not None
-        dtype = _out_dtype(scan, job.out_fmt, s.output.bit_depth)
-        rgb = colorize_full_res(scan.gray, ab, s.color.saturation, upsample=s.color.upsample, out_dtype=dtype,
-                                lightness_small=item.lightness)
+        pages: list[Page] = []
+        smalls = [item.lightness, *item.more_lightness]
+        for i, (page, ab) in enumerate(zip(scan.pages, abs_)):
+            try:
+                rgb = colorize_full_res(page.gray, ab, s.color.saturation, upsample=s.color.upsample,
+                                        out_dtype=_out_dtype(page, job.out_fmt, s.output.bit_depth), lightness_small=smalls[i])
+            except Exception as err:  # noqa: BLE001
+                if len(abs_) == 1:
+                    raise
+                raise WriteError(f"page {i + 1} of {len(abs_)}: {_describe(err)}") from err
+            pages.append(Page(rgb, page.alpha, page.meta))
         _make_output_folder(job.output.parent, s.out_root)
-        notes = write_image(
-            job.output, rgb, scan.alpha, job.out_fmt, s.output.quality, scan.meta,
-            keep_times_from=job.input if s.output.keep_times else None, model_name=self.model_name,
+        item.input_sha256 = _safe_sha(job.input)
+        origin = Provenance(model_name=self.model_name, model_sha256=plan.model.sha256, source_name=job.input.name,
+                            source_sha256=item.input_sha256 or "")
+        notes, _ = write_pages(
+            job.output, pages, job.out_fmt, s.output.quality,
+            keep_times_from=job.input if s.output.keep_times else None, model_name=self.model_name, origin=origin,
         )
-        notes = list(scan.notes) + list(notes)
+        page_notes = [f"page {i + 1}: {n}" for i, p in enumerate(scan.pages[1:], start=1) for n in p.notes]
+        notes = list(scan.notes) + page_notes + list(notes)
+        if s.output.bit_depth == "16" and job.out_fmt not in SIXTEEN_BIT:
+            notes.append(f"written at 8 bits: --bit-depth 16 asked, {job.out_fmt} holds 8 bits a channel")
+        rgb = pages[0].rgb
         review = None
         if self.thumbnails is not None:  # the output is written: a thumbnail problem is only a note
             try:
@@ -192,7 +214,7 @@ class Engine:
                 notes.append(f"no review thumbnail: {_describe(err)}")
         ost = os.stat(job.output)
         return self._record(item, plan, run_id, "done", None, notes=notes, output_sha256=sha256_file(job.output),
-                            output_size=ost.st_size, output_mtime=ost.st_mtime, review=review)
+                            output_size=ost.st_size, output_mtime=ost.st_mtime, review=review, pages=len(pages))
 
     def _record(self, item: _Loaded, plan: Plan, run_id: str, status: str, reason: str | None, **extra: object) -> FileRecord:
         job, scan, st = item.job, item.scan, item.input_stat
@@ -200,7 +222,7 @@ class Engine:
             input=job.rel.as_posix(), status=status, reason=reason,
             output=os.path.relpath(job.output, plan.settings.out_root) if status == "done" else None,
             input_size=st.st_size if st else None, input_mtime=st.st_mtime if st else None,
-            input_sha256=_safe_sha(job.input) if st else None,
+            input_sha256=(item.input_sha256 or _safe_sha(job.input)) if st else None,
             width=scan.size[0] if scan else None, height=scan.size[1] if scan else None,
             mode=scan.mode if scan else None, seconds=round(time.perf_counter() - item.started, 3),
             run_id=run_id, settings_key=plan.settings_key,
@@ -224,6 +246,7 @@ class Engine:
                 return self._record(item, plan, run_id, "failed", _describe(err))
         finally:
             item.scan = item.lightness = None
+            item.more_lightness = []
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self, plan: Plan, argv: list[str], stop: StopFlag | None = None) -> RunResult:
@@ -320,6 +343,7 @@ class Engine:
                 rec = self._record(item, plan, run_id, "failed", _describe(err))
             finally:
                 item.scan = item.lightness = None
+                item.more_lightness = []
                 slots.release()
             emit(rec)
 
@@ -349,6 +373,7 @@ class Engine:
                     if isinstance(ab, str):
                         emit(self._record(it, plan, run_id, "failed", ab))
                         it.scan = it.lightness = None
+                        it.more_lightness = []
                         slots.release()
                     else:
                         writers.submit(finish, it, ab)
@@ -357,10 +382,21 @@ class Engine:
             writers.shutdown(wait=True)
         return len(todo) - started
 
-    def _predict(self, batch: list[_Loaded], s) -> list[np.ndarray | str]:
-        """a*b* or a one-line failure reason for each scan of a batch."""
-        results = predict_scans(self.predictor, [it.lightness for it in batch], s.color, self.es.batch_size)  # type: ignore[misc]
-        return [_describe(r) if isinstance(r, Exception) else r for r in results]
+    def _predict(self, batch: list[_Loaded], s) -> list[list[np.ndarray] | str]:
+        """a*b* of every page, or a one-line failure reason (naming the page), for each scan of a batch."""
+        flat = [small for it in batch for small in (it.lightness, *it.more_lightness)]
+        results = predict_scans(self.predictor, flat, s.color, self.es.batch_size)  # type: ignore[misc]
+        out: list[list[np.ndarray] | str] = []
+        at = 0
+        for it in batch:
+            n = 1 + len(it.more_lightness)
+            mine, at = results[at : at + n], at + n
+            failed = next(((i, r) for i, r in enumerate(mine) if isinstance(r, Exception)), None)
+            if failed is None:
+                out.append(list(mine))
+            else:
+                out.append(_describe(failed[1]) if n == 1 else f"page {failed[0] + 1} of {n}: {_describe(failed[1])}")
+        return out
 
 
 _SIGNAL_NAMES = ("SIGINT", "SIGTERM")

@@ -227,6 +227,7 @@ class FileRecord:
     run_id: str | None = None
     settings_key: str | None = None
     review: dict[str, Any] | None = None  # thumbnail measures for the review sheet (report.py)
+    pages: int | None = None  # pages colorized (a multi-page TIFF has more than one)
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:

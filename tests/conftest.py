@@ -10,6 +10,19 @@ import pytest
 ICC_DIR = Path("/usr/share/color/icc")  # Debian package icc-profiles-free
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Install the system tools the tests judge outputs with (see system_tools.py), or stop with
+    what to install: a missing tool is a setup error, never a skipped test."""
+    import sys  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from system_tools import ensure  # noqa: PLC0415
+
+    problem = ensure()
+    if problem:
+        pytest.exit(f"test setup failed: {problem}", returncode=4)
+
+
 @pytest.fixture
 def pattern():
     """make(h, w, dtype=np.uint8) -> a deterministic gray image with no symmetry: a diagonal

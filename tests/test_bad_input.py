@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli import api, commands, imaging
+from colorize_cli import api, commands, imaging, write_png
 from colorize_cli.cli import app
 from colorize_cli.manifest import FileRecord, ManifestWriter, read_manifest
 
@@ -267,7 +267,7 @@ def small_disk(tmp_path: Path, monkeypatch) -> Iterator[SmallDisk]:
     print(f"\nfull-disk tests on {'a real tmpfs' if mounted else 'a simulated disk (mount not permitted)'}")
     if not mounted:
         written = [0]
-        real_encode = imaging._encode_png
+        real_encode = write_png.encode_png
 
         def encode(fp, *a, **k):
             buf = io.BytesIO()
@@ -277,7 +277,7 @@ def small_disk(tmp_path: Path, monkeypatch) -> Iterator[SmallDisk]:
             written[0] += len(buf.getvalue())
             fp.write(buf.getvalue())
 
-        monkeypatch.setattr(imaging, "_encode_png", encode)
+        monkeypatch.setattr(write_png, "encode_png", encode)
     try:
         yield disk
     finally:

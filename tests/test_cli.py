@@ -66,7 +66,7 @@ def test_tree_of_mixed_scans(tmp_path: Path, random_weights: Path) -> None:
     summary = json.loads(result.stdout)
     assert summary["counts"] == {"done": len(sizes), "failed": 0, "skipped": 1}  # notes.txt
     for rel, size in sizes.items():
-        made = out / rel
+        made = out / (rel[: -len(".bmp")] + ".png" if rel.endswith(".bmp") else rel)  # BMP -> PNG fallback
         assert made.is_file(), rel
         with Image.open(made) as im:
             assert im.size == size, rel

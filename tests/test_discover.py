@@ -146,7 +146,7 @@ def test_walk_finds_scans_by_content_and_lists_the_rest(tree, tmp_path):
     assert fmts["photo.dat"] == "PNG"
     assert fmts["box1/f.JPG"] == "JPEG" and fmts["d.bmp"] == "BMP" and fmts["e.webp"] == "WEBP"
     assert fmts["broken.jpg"] == "JPEG" and fmts["fake.jpeg"] == "JPEG"  # by extension: reading fails them
-    assert all(j.out_fmt == j.fmt for j in jobs)
+    assert all(j.out_fmt == (j.fmt if j.fmt != "BMP" else "PNG") for j in jobs)  # BMP holds no metadata
     assert all(j.input.is_absolute() and j.output.is_absolute() for j in jobs)
     assert all(j.input == tree / j.rel for j in jobs)
 
@@ -162,7 +162,7 @@ def test_same_format_keeps_the_extension_spelling(tree, tmp_path):
     assert o["a.jpg"] == "a.jpg"
     assert o["box1/f.JPG"] == "box1/f.JPG"
     assert o["box1/g.tiff"] == "box1/g.tiff"
-    assert o["d.bmp"] == "d.bmp"  # BMP stays BMP when the format is "same"
+    assert o["d.bmp"] == "d.png"  # BMP cannot hold metadata nor provenance: the lossless fallback, PNG
     assert o["photo.dat"] == "photo.dat.png"  # unknown extensions stay in the name
 
 

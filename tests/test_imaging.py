@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import piexif
 import pytest
+import tifffile
 from PIL import Image, ImageCms, ImageOps
 
-from colorize_cli import color, imaging
+from colorize_cli import color, imaging, reading, write_png
 from colorize_cli.imaging import ImageError, WriteError, read_scan, write_image
 from colorize_cli.metadata import Metadata
 
@@ -81,22 +82,12 @@ def decode_png(path: Path) -> np.ndarray:
     return flat.reshape(h, w, channels)
 
 
-def decode_tiff(path: Path) -> np.ndarray:
-    """Strip-by-strip TIFF reading (deflate + horizontal predictor) from the tags Pillow parses."""
-    with Image.open(path) as im:
-        tags = dict(im.tag_v2)
-        endian = ">" if im.tag_v2.prefix == b"MM" else "<"
-    data = path.read_bytes()
-    w, h, spp = tags[256], tags[257], tags[277]
-    depth = tags[258][0]
-    assert tags[259] == 8 and tags[317] == 2
-    dtype = np.dtype(f"{endian}u2") if depth == 16 else np.dtype(np.uint8)
-    rows = []
-    for offset, count in zip(tags[273], tags[279]):
-        strip = np.frombuffer(zlib.decompress(data[offset : offset + count]), dtype=dtype)
-        strip = strip.astype(np.uint16 if depth == 16 else np.uint8).reshape(-1, w, spp)
-        rows.append(np.cumsum(strip, axis=1, dtype=strip.dtype))
-    return np.concatenate(rows)[:h]
+def decode_tiff(path: Path, page: int = 0) -> np.ndarray:
+    """tifffile's reading of one page (LZW + horizontal predictor, any bit depth)."""
+    with tifffile.TiffFile(path) as tif:
+        p = tif.pages[page]
+        assert p.compression == 5 and p.predictor == 2
+        return p.asarray()
 
 
 # ------------------------------------------------------------------ reading: modes
@@ -371,7 +362,7 @@ def test_permission_denied(tmp_path, pattern, monkeypatch):
             raise PermissionError(errno.EACCES, "Permission denied", str(file))
         return builtins.open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(imaging, "open", refuse, raising=False)
+    monkeypatch.setattr(reading, "open", refuse, raising=False)
     with pytest.raises(ImageError, match=r"^permission denied$"):
         read_scan(path)
 
@@ -384,17 +375,30 @@ def test_vanished_and_directory(tmp_path):
         read_scan(tmp_path / "d.jpg")
 
 
-def test_multipage_uses_the_first_page_with_a_note(tmp_path, pattern):
-    first, second = Image.fromarray(pattern(8, 10)), Image.new("L", (10, 8), 0)
-    first.save(tmp_path / "m.tif", save_all=True, append_images=[second])
+def test_multipage_tiff_reads_every_page_with_its_own_tags(tmp_path, pattern):
+    first, second = Image.fromarray(pattern(8, 10)), Image.new("L", (10, 8), 40)
+    first.save(tmp_path / "m.tif", save_all=True, append_images=[second], dpi=(300, 300))
     s = read_scan(tmp_path / "m.tif")
-    assert np.array_equal(s.gray, pattern(8, 10)) and s.notes == ["2 frames/pages: only the first is used"]
+    assert np.array_equal(s.gray, pattern(8, 10)) and s.notes == [] and len(s.pages) == 2
+    assert s.pages[1].size == (10, 8) and (s.pages[1].gray == 40).all() and s.pages[1].meta.dpi == (300.0, 300.0)
 
 
-def test_formats_outside_the_list_are_not_opened(tmp_path, pattern):
+def test_animated_gif_gives_its_first_frame_with_a_note_whatever_its_name(tmp_path, pattern):
+    frames = [Image.fromarray(pattern(8, 10)).convert("P"), Image.new("P", (10, 8), 3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    (tmp_path / "a.png").write_bytes((tmp_path / "a.gif").read_bytes())
+    for name in ("a.gif", "a.png"):
+        s = read_scan(tmp_path / name)
+        assert s.format == "GIF" and s.notes == ["2 frames (GIF): only the first is colorized"] and not s.more_pages
+
+
+def test_documents_are_named_not_opened(tmp_path, pattern):
     Image.fromarray(pattern(8, 8)).save(tmp_path / "a.eps")  # EPS would run Ghostscript
-    with pytest.raises(ImageError, match=r"^not an image \(cannot identify image file\)$"):
+    with pytest.raises(ImageError, match=r"^PostScript/EPS documents are not colorized$"):
         read_scan(tmp_path / "a.eps")
+    Image.fromarray(pattern(8, 8)).save(tmp_path / "a.pdf")
+    with pytest.raises(ImageError, match=r"^PDF documents are not colorized$"):
+        read_scan(tmp_path / "a.pdf")
 
 
 def test_reading_never_writes(tmp_path, pattern):
@@ -465,13 +469,13 @@ def test_8bit_only_formats_round_and_drop_alpha(tmp_path, pattern):
 def test_atomic_temp_name_then_replace(tmp_path, pattern, monkeypatch):
     out = tmp_path / "out.png"
     seen = []
-    real = imaging._encode_png
+    real = write_png.encode_png
 
     def spy(fp, *args):
         seen.append(sorted(p.name for p in tmp_path.iterdir()))
         real(fp, *args)
 
-    monkeypatch.setattr(imaging, "_encode_png", spy)
+    monkeypatch.setattr(write_png, "encode_png", spy)
     write_image(out, _rgb(pattern, 8, 8), None, "PNG", 90, Metadata())
     assert len(seen) == 1 and len(seen[0]) == 1 and re.fullmatch(r"\.out\.png\.[0-9a-f]{8}\.tmp", seen[0][0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
@@ -485,7 +489,7 @@ def test_failed_write_leaves_nothing(tmp_path, pattern, monkeypatch, fmt, code, 
         raise OSError(code, os.strerror(code))
 
     if fmt == "PNG":
-        monkeypatch.setattr(imaging, "_encode_png", fail)
+        monkeypatch.setattr(write_png, "encode_png", fail)
     else:
         monkeypatch.setattr(Image.Image, "save", lambda self, fp, *a, **k: fail(fp))
     out = tmp_path / "out.img"
@@ -501,7 +505,7 @@ def test_failed_overwrite_keeps_old_file(tmp_path, pattern, monkeypatch):
     def fail(fp, *args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(imaging, "_encode_png", fail)
+    monkeypatch.setattr(write_png, "encode_png", fail)
     with pytest.raises(WriteError, match="^disk full$"):
         write_image(out, _rgb(pattern, 8, 8), None, "PNG", 90, Metadata())
     assert out.read_bytes() == b"previous result" and [p.name for p in tmp_path.iterdir()] == ["out.png"]
@@ -540,12 +544,15 @@ def test_many_strips_and_chunks(tmp_path, pattern):
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
-def test_16bit_colour_input_is_read_at_8_bits_with_a_note(tmp_path, pattern, fmt):
+def test_16bit_colour_input_is_read_at_16_bits(tmp_path, pattern, fmt):
     rgb = _rgb(pattern, 10, 12, np.uint16)
-    write_image(tmp_path / "c16", rgb, None, fmt, 90, Metadata())
+    alpha = pattern(10, 12, np.uint16)
+    write_image(tmp_path / "c16", rgb, alpha, fmt, 90, Metadata())
     s = read_scan(tmp_path / "c16")
-    assert s.bit_depth == 8 and s.gray.dtype == np.uint8
-    assert "16-bit colour data read at 8 bits (Pillow cannot hold 16-bit RGB)" in s.notes
+    assert s.bit_depth == 16 and s.gray.dtype == np.uint16 and s.notes == []
+    expected = np.rint(color.rgb_to_gray(rgb.astype(np.float64) / 65535.0) * 65535.0)
+    assert np.abs(s.gray.astype(np.int64) - expected).max() <= 2 and (s.gray % 257 != 0).any()  # not 8 bits
+    assert np.array_equal(s.alpha, alpha)
 
 
 def test_bad_arguments(tmp_path, pattern):
@@ -566,11 +573,14 @@ def ifd_tags(data: bytes, offset: int | None = None) -> list[int]:
 
 
 def test_tiff_output_ifds_are_sorted(tmp_path, pattern):
-    write_image(tmp_path / "o.tif", _rgb(pattern, 6, 7), None, "TIFF", 90, Metadata(xmp=b"<x/>"))
+    exif = piexif.dump({"0th": {271: b"Epson"}, "Exif": {36867: b"1931:06:01 05:30:00", 41729: b"\x01"}})
+    write_image(tmp_path / "o.tif", _rgb(pattern, 6, 7), None, "TIFF", 90, Metadata(exif=exif, xmp=b"<x/>"))
     data = (tmp_path / "o.tif").read_bytes()
     tags = ifd_tags(data)
     assert data[:2] == b"MM" and tags == sorted(tags) and {34665, 34675, 700} <= set(tags)
     with Image.open(tmp_path / "o.tif") as im:
         exif_offset = im.tag_v2[34665]
     sub = ifd_tags(data, exif_offset)
-    assert sub == sorted(sub) and {40962, 40963} <= set(sub)
+    assert sub == sorted(sub) and {36867, 41729} <= set(sub) and 40962 not in sub  # TIFF states its size itself
+    write_image(tmp_path / "bare.tif", _rgb(pattern, 6, 7), None, "TIFF", 90, Metadata())
+    assert 34665 not in ifd_tags((tmp_path / "bare.tif").read_bytes())  # no Exif IFD invented

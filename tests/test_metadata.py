@@ -14,7 +14,8 @@ from PIL import Image, ImageCms, IptcImagePlugin, PngImagePlugin
 
 from colorize_cli import __version__
 from colorize_cli.imaging import read_scan, write_image
-from colorize_cli.metadata import Metadata, carry, sort_ifd_entries
+from colorize_cli.carry import carry
+from colorize_cli.metadata import Metadata
 
 MARK = f"[colorized by colorize-cli {__version__}, model test-net]"
 CAPTION = b"Harbour at dawn, 1931"
@@ -80,7 +81,8 @@ def colourize(gray: np.ndarray) -> np.ndarray:
     return np.clip(np.dstack([g, g * 0.8, g * 0.55]), 0, 255).astype(np.uint8)
 
 
-def check_carried_exif(d: dict) -> None:
+def check_carried_exif(d: dict, tiff: bool = False) -> None:
+    """Every input tag with its value; a TIFF holds no JPEG-only EXIF tags (exiftool -validate)."""
     zeroth, ex, gps = d["0th"], d["Exif"], d["GPS"]
     assert zeroth[274] == 1
     assert zeroth[270] == CAPTION + b" " + MARK.encode()
@@ -92,9 +94,12 @@ def check_carried_exif(d: dict) -> None:
     assert ex[36867] == b"1931:06:01 05:30:00" and ex[36868] == b"2019:03:04 10:11:12"
     assert tuple(ex[33434]) == (1, 125) and ex[34855] == 200
     assert ex[37510] == b"ASCII\x00\x00\x00scanned from glass plate" and ex[41729] == b"\x01"
-    assert (ex[40962], ex[40963]) == (32, 48)
+    if tiff:
+        assert 40962 not in ex and 40963 not in ex and not d["Interop"]
+    else:
+        assert (ex[40962], ex[40963]) == (32, 48)
+        assert d["Interop"] == {1: b"R98"}
     assert gps[1] == b"N" and tuple(map(tuple, gps[2])) == ((53, 1), (33, 1), (1234, 100)) and gps[3] == b"E"
-    assert d["Interop"] == {1: b"R98"}
     assert d["thumbnail"] is None and not d["1st"]
 
 
@@ -108,13 +113,19 @@ def test_full_exif_round_trip(tmp_path, fmt, ext):
 
     out = tmp_path / f"out.{ext}"
     notes = write_image(out, colourize(scan.gray), None, fmt, 95, scan.meta, model_name="test-net")
-    assert not any("EXIF" in n for n in notes)
-    check_carried_exif(exif_of(out))
+    tiff = fmt == "TIFF"
+    expected = ["EXIF tags TIFF does not hold dropped: InteroperabilityIndex"]
+    assert [n for n in notes if "EXIF" in n] == (expected if tiff else [])
+    check_carried_exif(exif_of(out), tiff)
     # once more with this output as the input: the EXIF survives a second pass intact
     again = tmp_path / "again.jpg"
     second = read_scan(out)
     write_image(again, colourize(second.gray), None, "JPEG", 95, second.meta, model_name="test-net")
-    check_carried_exif(exif_of(again))
+    d = exif_of(again)
+    if tiff:  # gone from the TIFF, so not in its copies; PixelX/YDimension are JPEG's again
+        assert (d["Exif"][40962], d["Exif"][40963]) == (32, 48) and not d["Interop"]
+        d["Interop"] = {1: b"R98"}
+    check_carried_exif(d)
 
     with Image.open(out) as im:
         assert im.size == (32, 48)
@@ -139,7 +150,6 @@ def test_exif_ifds_written_sorted(tmp_path):
     exif_ifd = piexif.load(carried.exif)["0th"][34665]
     sub = tags_at(exif_ifd)
     assert sub == sorted(sub) and 41729 in sub and 40965 in sub
-    assert sort_ifd_entries(carried.exif) == carried.exif  # already sorted: a no-op
 
 
 def test_tiff_gray_icc_and_dpi(tmp_path, icc_profile):
@@ -202,9 +212,24 @@ def test_png_text_chunks(tmp_path):
     assert scan.meta.text == expect
     write_image(tmp_path / "out.png", colourize(scan.gray), None, "PNG", 90, scan.meta)
     with Image.open(tmp_path / "out.png") as im:
-        assert {k: v for k, v in im.text.items()} == expect
+        assert {k: v for k, v in im.text.items() if k != "XML:com.adobe.xmp"} == expect
+        assert im.text["Author"].lang == "" and b"compositeWithTrainedAlgorithmicMedia" in im.info["xmp"]
     notes = write_image(tmp_path / "out.jpg", colourize(scan.gray), None, "JPEG", 90, scan.meta)
     assert "text chunks dropped: Author, Description, Title (JPEG has no text chunks)" in notes
+
+
+def test_itxt_language_tags_kept(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("Title", "Hafen bei Nacht", lang="de", tkey="Titel")
+    info.add_text("Source", "Glasplatte Nr. 12")  # Latin-1 text stays a tEXt chunk
+    Image.new("L", (8, 8), 100).save(tmp_path / "t.png", pnginfo=info)
+    scan = read_scan(tmp_path / "t.png")
+    write_image(tmp_path / "o.png", colourize(scan.gray), None, "PNG", 90, scan.meta)
+    with Image.open(tmp_path / "o.png") as im:
+        title = im.text["Title"]
+        assert (title, title.lang, title.tkey) == ("Hafen bei Nacht", "de", "Titel")
+    chunks = (tmp_path / "o.png").read_bytes()
+    assert b"tEXtSource\x00Glasplatte Nr. 12" in chunks and b"iTXtTitle\x00\x00\x00de\x00Titel\x00" in chunks
 
 
 def _jpeg_with_segment(marker: int, payload: bytes, **save) -> bytes:
@@ -224,17 +249,19 @@ def test_corrupt_exif_never_fails_the_image(tmp_path):
         notes = write_image(out, colourize(scan.gray), None, fmt, 90, scan.meta, model_name="test-net")
         assert any(n.startswith("EXIF dropped: corrupt (") for n in notes), notes
         d = exif_of(out)  # a fresh, valid EXIF with what colorize-cli knows
-        assert d["0th"][270] == MARK.encode() and d["0th"][274] == 1 and d["Exif"][40962] == 48
+        assert d["0th"][270] == MARK.encode() and d["0th"][274] == 1
+        assert d["Exif"].get(40962) == (None if fmt == "TIFF" else 48)  # TIFF says its size itself
 
 
-def test_one_bad_tag_is_dropped_alone():
+def test_a_wrongly_typed_tag_is_carried_as_stored():
+    """The input's value, type and all: the copy says what the original said (issue 12)."""
     exif = Image.Exif()
     exif[0x010F] = "Epson"
-    exif.get_ifd(0x8769)[0x9003] = 12345  # DateTimeOriginal must be text
+    exif.get_ifd(0x8769)[0x9003] = 12345  # DateTimeOriginal should be text
     carried = carry(Metadata(exif=exif.tobytes()), "JPEG", 4, 4, "m")
-    assert any(n.startswith("EXIF tag DateTimeOriginal dropped:") for n in carried.notes), carried.notes
+    assert carried.notes == []
     d = piexif.load(carried.exif)
-    assert d["0th"][271] == b"Epson" and 36867 not in d["Exif"]
+    assert d["0th"][271] == b"Epson" and d["Exif"][36867] == 12345
 
 
 def test_marker_is_replaced_not_stacked():
@@ -251,7 +278,9 @@ def test_xmp_carried_with_orientation_reset(tmp_path):
     for fmt, ext in [("JPEG", "jpg"), ("PNG", "png"), ("TIFF", "tif"), ("WEBP", "webp")]:
         write_image(tmp_path / f"o.{ext}", colourize(scan.gray), None, fmt, 90, scan.meta)
         xmp = read_scan(tmp_path / f"o.{ext}").meta.xmp
-        assert xmp == XMP.replace(b'tiff:Orientation="6"', b'tiff:Orientation="1"'), fmt
+        kept, _, added = XMP.replace(b'tiff:Orientation="6"', b'tiff:Orientation="1"').partition(b"</rdf:RDF>")
+        assert xmp.startswith(kept) and xmp.endswith(b"</rdf:RDF>" + added), fmt  # the input's own, untouched
+        assert b'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/' in xmp, fmt
 
 
 def test_iptc_carried_to_jpeg_and_tiff(tmp_path):
@@ -281,6 +310,14 @@ def test_jpeg_comment_carried(tmp_path):
         assert a.info["comment"] == b"scanned by volunteer 7" and b.text["Comment"] == "scanned by volunteer 7"
 
 
+def test_latin1_jpeg_comment_kept_byte_for_byte(tmp_path):
+    Image.fromarray(stored_scan()).save(tmp_path / "c.jpg", comment="Glasplatte, Müller".encode("latin-1"))
+    scan = read_scan(tmp_path / "c.jpg")
+    write_image(tmp_path / "o.jpg", colourize(scan.gray), None, "JPEG", 90, scan.meta)
+    with Image.open(tmp_path / "o.jpg") as im:
+        assert im.info["comment"] == "Glasplatte, Müller".encode("latin-1")
+
+
 def test_oversized_maker_note_leaves_jpeg_first(tmp_path):
     exif = piexif.dump({"0th": {271: b"Epson"}, "Exif": {37500: bytes(70_000)}})
     meta = Metadata(exif=exif)
@@ -293,7 +330,7 @@ def test_oversized_maker_note_leaves_jpeg_first(tmp_path):
 
 def test_bmp_says_what_it_cannot_hold(tmp_path):
     notes = write_image(tmp_path / "o.bmp", colourize(stored_scan()), None, "BMP", 90, Metadata(exif=full_exif()))
-    assert notes == ["metadata not written: BMP cannot hold EXIF, ICC"]
+    assert notes == ["metadata not written: BMP cannot hold EXIF, ICC, provenance XMP"]
 
 
 def test_png_dpi_snaps_to_integer(tmp_path):
@@ -301,3 +338,21 @@ def test_png_dpi_snaps_to_integer(tmp_path):
     with Image.open(tmp_path / "d.png") as im:
         assert im.info["dpi"] != (300, 300)  # pixels per metre do not hold 300 dpi exactly
     assert read_scan(tmp_path / "d.png").meta.dpi == (300.0, 300.0)
+
+
+def test_provenance_is_added_once_and_the_input_xmp_kept():
+    from colorize_cli.provenance import DIGITAL_SOURCE_TYPE, Provenance, merge
+
+    origin = Provenance("chromanet-v1", "ab" * 32, "Hafen 1931.tif", "cd" * 32)
+    source = XMP.replace(b'tiff:Orientation="6"', b'tiff:Orientation="6" Iptc4xmpExt:DigitalSourceType="x/negativeFilm"')
+    notes: list[str] = []
+    once = merge(source, origin, notes)
+    twice = merge(once, Provenance("other", "ef" * 32, "copy.tif", "01" * 32), notes)
+    for xmp in (once, twice):
+        assert xmp.count(b"DigitalSourceType") == 1 and DIGITAL_SOURCE_TYPE.encode() in xmp
+        assert xmp.count(b"<xmpMM:DerivedFrom") == 1 and b"<dc:source>Box 12, folder 3</dc:source>" in xmp
+    assert b"Hafen 1931.tif" in once and b"copy.tif" in twice and b"Hafen 1931.tif" not in twice
+    assert notes == []
+    broken: list[str] = []
+    assert DIGITAL_SOURCE_TYPE.encode() in merge(b"<x:xmpmeta><rdf:RDF>", origin, broken)
+    assert broken == ["XMP replaced: the input's XMP is not well-formed, only the provenance is written"]

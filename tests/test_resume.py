@@ -39,17 +39,17 @@ runner = CliRunner()
 # a signal or a kill lands while outputs are being written.
 DRIVER = """
 import dataclasses, sys, time
-from colorize_cli import api, imaging
+from colorize_cli import api, write_png
 from colorize_cli.cli import main
 real = api.default_engine_settings
 api.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
 delay = float(sys.argv[1])
-encode = imaging._encode_png
+encode = write_png.encode_png
 def slow_encode(fp, *args, **kwargs):
     encode(fp, *args, **kwargs)
     time.sleep(delay)
 if delay:
-    imaging._encode_png = slow_encode
+    write_png.encode_png = slow_encode
 sys.argv = ["colorize", *sys.argv[2:]]
 main()
 """

@@ -25,6 +25,7 @@ class CropSettings:
     size: int = 128  # side of the square training crop, px
     min_scale: float = 0.6  # smallest crop side, as a fraction of the photo's short side
     damage: float = 0.3  # probability of each simulated old-photo defect
+    marks: float = 0.0  # probability of each kind of physical damage (scratches, cracks, dust, folds, stains)
 
 
 def list_photos(folders: list[Path]) -> list[Path]:
@@ -76,6 +77,55 @@ def damage(gray: Image.Image, rng: np.random.Generator, p: float) -> Image.Image
     return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))
 
 
+def _line_mask(h: int, w: int, rng: np.random.Generator, n: int, wander: float) -> np.ndarray:
+    """Thin random paths (a scratch is nearly straight, a crack wanders), as a 0/1 float mask."""
+    mask = np.zeros((h, w), np.float32)
+    for _ in range(n):
+        y, x = rng.uniform(0, h), rng.uniform(0, w)
+        angle = rng.uniform(0, np.pi)
+        for _ in range(int(rng.integers(h // 3, 2 * h))):
+            angle += rng.normal(0.0, wander)
+            y, x = y + np.sin(angle), x + np.cos(angle)
+            if not (0 <= y < h and 0 <= x < w):
+                break
+            mask[int(y), int(x)] = 1.0
+    return mask
+
+
+def marks(lum: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    """Physical damage of old prints on gray values (0-255): scratches and cracks (bright or
+    dark thin lines), dust and specks, a fold line, stains and uneven fading. The training target
+    keeps the undamaged photo's colour, so the model learns to leave damage uncoloured."""
+    h, w = lum.shape
+    out = lum.copy()
+    if rng.random() < p:  # scratches: nearly straight, usually bright (emulsion scraped off)
+        m = _line_mask(h, w, rng, int(rng.integers(1, 4)), 0.02)
+        out = np.where(m > 0, rng.uniform(200, 255) if rng.random() < 0.7 else rng.uniform(0, 50), out)
+    if rng.random() < p:  # cracks: wandering, dark or bright, sometimes branching
+        m = _line_mask(h, w, rng, int(rng.integers(1, 6)), 0.35)
+        if rng.random() < 0.5:
+            m = np.maximum(m, np.roll(m, 1, axis=int(rng.integers(0, 2))))
+        out = np.where(m > 0, rng.uniform(0, 60) if rng.random() < 0.5 else rng.uniform(190, 255), out)
+    if rng.random() < p:  # dust and specks
+        n = int(rng.integers(5, 60))
+        ys, xs = rng.integers(0, h, n), rng.integers(0, w, n)
+        out[ys, xs] = np.where(rng.random(n) < 0.5, rng.uniform(0, 40, n), rng.uniform(215, 255, n))
+    if rng.random() < p:  # a fold line: a bright band with a darker edge
+        if rng.random() < 0.5:
+            c = int(rng.integers(2, w - 2))
+            out[:, c - 1 : c + 1] = np.clip(out[:, c - 1 : c + 1] + rng.uniform(40, 110), 0, 255)
+            out[:, c + 1] *= 0.8
+        else:
+            c = int(rng.integers(2, h - 2))
+            out[c - 1 : c + 1] = np.clip(out[c - 1 : c + 1] + rng.uniform(40, 110), 0, 255)
+            out[c + 1] *= 0.8
+    if rng.random() < p:  # stains and uneven fading: smooth blotches lighten or darken
+        gh, gw = int(rng.integers(2, 5)), int(rng.integers(2, 5))
+        field = np.asarray(Image.fromarray(rng.normal(0, 1, (gh, gw)).astype(np.float32)).resize((w, h), Image.BICUBIC))
+        out = out * (1.0 + rng.uniform(0.1, 0.35) * field) + rng.uniform(-20, 20) * field
+    return np.clip(out, 0, 255).astype(np.float32)
+
+
 def random_crop(rgb: np.ndarray, rng: np.random.Generator, s: CropSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One augmented sample: L* of the damaged gray (size, size); the clean crop's Lab and
     sRGB in [0, 1], each (size, size, 3)."""
@@ -88,8 +138,10 @@ def random_crop(rgb: np.ndarray, rng: np.random.Generator, s: CropSettings) -> t
     target = np.asarray(crop, dtype=np.float32) / 255.0
     lab = rgb_to_lab(target)
     gray8 = np.clip(lightness_to_gray(lab[..., 0]) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    gray = damage(Image.fromarray(gray8), rng, s.damage)
-    lightness = gray_to_lightness(np.asarray(gray, dtype=np.float32) / 255.0)
+    gray = np.asarray(damage(Image.fromarray(gray8), rng, s.damage), dtype=np.float32)
+    if s.marks:
+        gray = np.rint(marks(gray, rng, s.marks))
+    lightness = gray_to_lightness(gray / 255.0)
     return lightness, lab, target
 
 

