@@ -25,6 +25,7 @@ finished after the driver's death (atomic renames: whole or absent) are not redo
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import shutil
@@ -442,7 +443,7 @@ def run_ray(settings: RunSettings, on_file: Callable[[FileRecord], None] = lambd
             result = RunResult()
             result.counts["skipped"] = len(plan.skip) + len(plan.not_images)
             t0 = time.perf_counter()
-            result.stale_temps = remove_stale_temps(job.output for job, _ in plan.todo + plan.skip)
+            result.stale_temps = remove_stale_temps(job.output for job, _ in itertools.chain(plan.todo, plan.skip))
             with ManifestWriter(plan.manifest) as writer:
                 write_run_start(writer, plan, run_id, info["render"], list(argv))
 
