@@ -83,7 +83,8 @@ def run(
     on_plan: Callable[[Plan], None] = lambda plan: None,
 ) -> RunResult:
     """Colorize a folder tree as planned; resumes from the manifest by default. Holds the output
-    folder's lock for the whole run, so a second run on the same folder is refused. With
+    folder's lock for the whole run, so a second run on the same folder is refused (shards K/N of
+    one N may share it). ``stop`` carries the caller's signal policy (interrupts.StopFlag). With
     settings.engine "ray" the files go to a Ray cluster's workers (`model` is not used)."""
     if settings.engine == "ray":
         from .ray_engine import run_ray  # noqa: PLC0415

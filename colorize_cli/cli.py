@@ -321,13 +321,23 @@ def colorize_dir(
             _dry_run(settings, json_out)
             return
         _quiet_openmp()
-        from .commands import run_dir  # noqa: PLC0415
+        from .interrupts import StopFlag, handle_signals  # noqa: PLC0415
 
-        code = run_dir(settings, json_out=json_out, argv=sys.argv)
+        with handle_signals(StopFlag()) as stop:  # SIGTERM too, from here on, while torch loads
+            from .commands import run_dir  # noqa: PLC0415
+
+            code = run_dir(settings, json_out=json_out, argv=sys.argv, stop=stop)
     except UsageError as e:
         usage(str(e))
-    except KeyboardInterrupt:  # before the run's own handler is in place (loading, planning)
-        typer.echo("colorize-dir: interrupted before any file was started; rerun the same command to begin", err=True)
+    except KeyboardInterrupt as e:  # a signal that must stop at once (interrupts.py)
+        name, phase = getattr(e, "signal", "SIGINT"), getattr(e, "phase", "starting")
+        if phase == "finished":
+            what = "after every file was finished (their records are in the manifest)"
+        elif phase == "running":
+            what = "while files were in flight; files without a record are redone next run"
+        else:
+            what = "before any file was started; rerun the same command to begin"
+        typer.echo(f"colorize-dir: interrupted ({name}) {what}", err=True)
         raise typer.Exit(130) from None
     raise typer.Exit(code)
 
@@ -375,9 +385,28 @@ def _dry_run(settings: object, json_out: bool) -> None:
 app.command("dir")(colorize_dir)
 
 
+def _exit_130_on_signals() -> None:
+    """From the first moment of the process: SIGINT or SIGTERM exit 130 with a message (click
+    would turn SIGINT into "Aborted!", exit 1; SIGTERM would kill silently, 143). A run replaces
+    this with its own phase-aware handler (interrupts.py) as soon as its options are parsed."""
+    import signal  # noqa: PLC0415
+
+    def stop(signum: int, _frame: object) -> None:
+        typer.echo(f"colorize-dir: interrupted ({signal.Signals(signum).name}) before any file was started", err=True)
+        raise SystemExit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+
+
 def main() -> None:
+    import sys  # noqa: PLC0415
+
+    if sys.argv[1:2] == ["dir"]:  # other commands (train) keep Python's own Ctrl-C behaviour
+        _exit_130_on_signals()
     app()
 
 
 def dir_main() -> None:
+    _exit_130_on_signals()
     typer.run(colorize_dir)

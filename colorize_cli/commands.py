@@ -3,6 +3,7 @@ and `colorize manifest merge`, which joins shard manifests."""
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from rich.console import Console
 from .api import load_model, run
 from .devices import DeviceError
 from .engine import RunResult
+from .interrupts import StopFlag
 from .manifest import FileRecord, LockedError, merge_manifests
 from .models.weights import WeightsError
 from .plan import Plan
@@ -40,8 +42,9 @@ def summarise(result: RunResult, plan: Plan | None) -> dict:
     }
 
 
-def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] = ()) -> int:
-    """Returns the process exit code: 0 all done, 1 some failed, 2 could not start, 130 interrupted."""
+def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] = (), stop: StopFlag | None = None) -> int:
+    """Returns the process exit code: 0 all done, 1 some failed or the disk is full, 2 could not
+    start, 130 interrupted. ``stop`` is the CLI's signal policy (interrupts.py), if it set one."""
     model = None
     if settings.engine == "local":  # with --engine ray, each worker loads the model on its own node
         try:
@@ -63,7 +66,7 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
 
     lost = None
     try:
-        result = run(settings, model, on_file=on_file, argv=argv, on_plan=on_plan)
+        result = run(settings, model, on_file=on_file, argv=argv, on_plan=on_plan, stop=stop)
     except RayEngineError as e:
         if e.result is None:
             typer.echo(f"colorize-dir: error: {e}", err=True)
@@ -73,7 +76,11 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
         typer.echo(f"colorize-dir: error: {e}", err=True)
         return 2
     except OSError as e:  # e.g. the output folder, its lock or its manifest cannot be created
-        typer.echo(f"colorize-dir: error: {e.filename or settings.out_root}: {e.strerror or e}", err=True)
+        where = f"{e.filename or settings.out_root}: {e.strerror or e}"
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # not a usage error: free space and rerun
+            typer.echo(f"colorize-dir: error: disk full: {where}; free space and rerun", err=True)
+            return 1
+        typer.echo(f"colorize-dir: error: {where}", err=True)
         return 2
     finally:
         display = holder.get("display")

@@ -1,26 +1,27 @@
 """The batch pipeline: decode pool -> batched network -> finish pool, joined by bounded queues.
 
-    reader threads:  read_scan, working L*            (Pillow decodes without the GIL)
+    reader threads:  read + hash, decode, working L*  (one read; Pillow decodes without the GIL)
     main thread:     network on batches of tiles      (torch's own threads)
     writer threads:  upsample + merge + encode + write (numpy / Pillow, mostly without the GIL)
 
 At most `in_flight` scans are held between reading and writing, so memory stays flat however
 many files a run has. Each file's outcome is appended to the manifest as soon as it is known.
-A file fails alone: any error becomes its manifest record and the run goes on. A full disk
-stops new files from starting; a signal stops new files and lets those in flight finish.
+A file fails alone: any error becomes its manifest record (a kind and a reason, see
+failures.py) and the run goes on. A full disk stops new files from starting; a signal stops new
+files and lets those in flight finish (interrupts.py). Each input is stat'ed, read and hashed once
+(fsutil.read_input): the record's size, mtime and sha256 describe the very bytes colorized.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import queue
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,12 +29,15 @@ import numpy as np
 import torch
 
 from .discover import Job
+from .failures import FileFailure, Kind
 from .formats import SIXTEEN_BIT
-from .imaging import ImageError, Page, Scan, WriteError, read_scan, write_pages
+from .imaging import ImageError, Page, Scan, WriteError, write_pages
 from .provenance import Provenance
+from .reading import decode_scan
 from .inference import Predictor, predict_scans, working_lightness, working_shape
-from .fsutil import sha256_file, temp_target
-from .manifest import FileRecord, ManifestWriter, end_record, new_run_id, run_header
+from .fsutil import InputBytes, owner_tag, read_input, sha256_file, temp_owner, temp_target
+from .interrupts import StopFlag, handle_signals
+from .manifest import FileRecord, ManifestWriter, end_record, live_owners, new_run_id, run_header
 from .plan import Plan
 from .color import colorize_full_res
 
@@ -57,7 +61,7 @@ class RunResult:
     interrupted: bool = False
     disk_full: bool = False
     left: int = 0  # files not started because the run stopped early
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
     manifest_error: str | None = None  # the manifest could not be appended to; the run stopped
     stale_temps: int = 0  # temp files of a killed earlier run, removed before starting
 
@@ -77,8 +81,8 @@ class _Loaded:
     lightness: np.ndarray | None = None
     more_lightness: list[np.ndarray] = field(default_factory=list)  # pages 2.. of a multi-page scan
     error: str | None = None
-    input_stat: os.stat_result | None = None
-    input_sha256: str | None = None
+    kind: Kind | None = None  # the failure kind, with `error`
+    input: InputBytes | None = None  # the one read of the input (its bytes are dropped once decoded)
 
 
 def default_engine_settings(batch_size: int, device: torch.device) -> EngineSettings:
@@ -92,57 +96,26 @@ def default_engine_settings(batch_size: int, device: torch.device) -> EngineSett
     return EngineSettings(batch_size=batch_size, readers=max(2, cores // 2), writers=max(2, cores // 2), in_flight=max(16, 3 * batch_size))
 
 
-class StopFlag:
-    """Set by SIGINT/SIGTERM or a full disk; readers stop picking up new files when it is set."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.reason = ""
-
-    def set(self, reason: str) -> None:
-        if not self._event.is_set():
-            self.reason = reason
-            self._event.set()
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
-
-
-@contextmanager
-def stop_on_signals(flag: StopFlag) -> Iterator[None]:
-    """First SIGINT/SIGTERM: stop starting files, finish those in flight. A second one: exit now
-    (outputs are atomic and the manifest is flushed per record, so nothing is left half-written)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: object) -> None:
-        if flag:
-            raise KeyboardInterrupt
-        flag.set(signal.Signals(signum).name)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def _out_dtype(scan: Scan, fmt: str, bit_depth: str) -> type:
     sixteen = bit_depth == "16" or (bit_depth == "same" and scan.bit_depth == 16)
     return np.uint16 if sixteen and fmt in SIXTEEN_BIT else np.uint8
 
 
-def _describe(err: BaseException) -> str:
-    if isinstance(err, (ImageError, WriteError)):
-        return str(err)
+def describe_failure(err: BaseException) -> tuple[Kind, str]:
+    """(kind, one-line reason) of an error that failed one file. Our own errors carry the kind
+    decided where they were raised; anything else is classified here, once."""
+    if isinstance(err, FileFailure):
+        return err.kind, str(err)
     if isinstance(err, MemoryError):
-        return "out of memory while processing this image"
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return "disk full"
+        return Kind.TOO_LARGE, "out of memory while processing this image"
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return Kind.DISK_FULL, "disk full" if err.errno == errno.ENOSPC else "disk quota exceeded"
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else 'no details'}"
+    return Kind.INTERNAL, f"{type(err).__name__}: {text[0] if text else 'no details'}"
+
+
+def _describe(err: BaseException) -> str:
+    return describe_failure(err)[1]
 
 
 class Engine:
@@ -164,16 +137,21 @@ class Engine:
 
     # -- stage 1: read -------------------------------------------------------------------------
     def _read(self, job: Job, why: str, render_size: int, max_pixels: int) -> _Loaded:
+        """Stage 1 for one file: one read of the input, decoded; never raises (a bad file fails
+        alone: its kind and reason go into the returned item)."""
         item = _Loaded(job=job, why=why, started=time.perf_counter())
         try:
-            item.input_stat = _stat_input(job.input)
-            item.scan = read_scan(job.input, max_pixels)
+            item.input = _read_input(job.input)
+            item.scan = decode_scan(io.BytesIO(item.input.data), job.input.name, item.input.size, max_pixels)
+            item.input = _without_bytes(item.input)
             h, w = item.scan.gray.shape
             item.lightness = working_lightness(item.scan.gray, working_shape(h, w, render_size))
             item.more_lightness = [working_lightness(p.gray, working_shape(*p.gray.shape, render_size))
                                    for p in item.scan.more_pages]
         except Exception as err:  # noqa: BLE001 - a bad file fails alone
-            item.error = _describe(err)
+            item.kind, item.error = describe_failure(err)
+            if item.input is not None:
+                item.input = _without_bytes(item.input)
         return item
 
     # -- stage 3: finish -----------------------------------------------------------------------
@@ -191,12 +169,12 @@ class Engine:
             except Exception as err:  # noqa: BLE001
                 if len(abs_) == 1:
                     raise
-                raise WriteError(f"page {i + 1} of {len(abs_)}: {_describe(err)}") from err
+                kind, reason = describe_failure(err)
+                raise WriteError(f"page {i + 1} of {len(abs_)}: {reason}", kind) from err
             pages.append(Page(rgb, page.alpha, page.meta))
         _make_output_folder(job.output.parent, s.out_root)
-        item.input_sha256 = _safe_sha(job.input)
         origin = Provenance(model_name=self.model_name, model_sha256=plan.model.sha256, source_name=job.input.name,
-                            source_sha256=item.input_sha256 or "")
+                            source_sha256=item.input.sha256 if item.input else "")
         notes, _ = write_pages(
             job.output, pages, job.out_fmt, s.output.quality,
             keep_times_from=job.input if s.output.keep_times else None, model_name=self.model_name, origin=origin,
@@ -217,12 +195,13 @@ class Engine:
                             output_size=ost.st_size, output_mtime=ost.st_mtime, review=review, pages=len(pages))
 
     def _record(self, item: _Loaded, plan: Plan, run_id: str, status: str, reason: str | None, **extra: object) -> FileRecord:
-        job, scan, st = item.job, item.scan, item.input_stat
+        """The manifest record of one file; its input fields all come from the one read."""
+        job, scan, got = item.job, item.scan, item.input
         fields = dict(
             input=job.rel.as_posix(), status=status, reason=reason,
-            output=os.path.relpath(job.output, plan.settings.out_root) if status == "done" else None,
-            input_size=st.st_size if st else None, input_mtime=st.st_mtime if st else None,
-            input_sha256=(item.input_sha256 or _safe_sha(job.input)) if st else None,
+            output=Path(os.path.relpath(job.output, plan.settings.out_root)).as_posix() if status == "done" else None,
+            input_size=got.size if got else None, input_mtime=got.mtime if got else None,
+            input_sha256=got.sha256 if got else None,
             width=scan.size[0] if scan else None, height=scan.size[1] if scan else None,
             mode=scan.mode if scan else None, seconds=round(time.perf_counter() - item.started, 3),
             run_id=run_id, settings_key=plan.settings_key,
@@ -232,33 +211,39 @@ class Engine:
     # -- one file, start to end -------------------------------------------------------------------
     def process_file(self, job: Job, why: str, plan: Plan, run_id: str, render: int) -> FileRecord:
         """One file through the same stages `run` overlaps across files (read, network, finish),
-        with the same failure reasons: for callers that hand out one file at a time (Ray workers)."""
+        with the same failure records: for callers that hand out one file at a time (Ray workers)."""
         item = self._read(job, why, render, plan.settings.runtime.max_pixels)
         try:
             if item.error is not None:
-                return self._record(item, plan, run_id, "failed", item.error)
+                return self._failed(item, plan, run_id)
             ab = self._predict([item], plan.settings)[0]
-            if isinstance(ab, str):
-                return self._record(item, plan, run_id, "failed", ab)
+            if isinstance(ab, Exception):
+                return self._failed(item, plan, run_id, ab)
             try:
                 return self._finish(item, ab, plan, run_id)
             except Exception as err:  # noqa: BLE001 - a bad file fails alone
-                return self._record(item, plan, run_id, "failed", _describe(err))
+                return self._failed(item, plan, run_id, err)
         finally:
             item.scan = item.lightness = None
             item.more_lightness = []
 
     # -- the run ---------------------------------------------------------------------------------
+    def _failed(self, item: _Loaded, plan: Plan, run_id: str, err: BaseException | None = None) -> FileRecord:
+        """The record of a file that failed, from an error or from the item's own failure."""
+        kind, reason = describe_failure(err) if err is not None else (item.kind or Kind.INTERNAL, item.error or "")
+        return self._record(item, plan, run_id, "failed", reason, kind=kind)
+
     def run(self, plan: Plan, argv: list[str], stop: StopFlag | None = None) -> RunResult:
         s = plan.settings
-        stop = stop or StopFlag()
+        stop = StopFlag() if stop is None else stop  # a StopFlag is falsy until set
         result = RunResult()
         result.counts["skipped"] = len(plan.skip) + len(plan.not_images)
         render = s.color.render_size or int(getattr(self.predictor.model, "default_render_size", 256))
         run_id = new_run_id()
         t0 = time.perf_counter()
         plan.manifest.parent.mkdir(parents=True, exist_ok=True)
-        result.stale_temps = remove_stale_temps(job.output for job, _ in plan.todo + plan.skip)
+        result.stale_temps = remove_stale_temps((job.output for job, _ in plan.todo + plan.skip),
+                                                keep_owners=live_owners(s.out_root))
         with ManifestWriter(plan.manifest) as manifest:
             write_run_start(manifest, plan, run_id, render, argv)
 
@@ -274,19 +259,22 @@ class Engine:
                     self._tally(result, rec, stop)
                 self.on_file(rec)
 
-            with stop_on_signals(stop):
+            with handle_signals(stop):
+                stop.phase = "running"
                 try:
                     result.left = self._pipeline(plan, run_id, render, stop, emit)
-                except KeyboardInterrupt:  # a second signal: the count of files left is unknown
-                    stop.set("SIGINT")
+                except KeyboardInterrupt as err:  # a second signal: the count of files left is unknown
+                    stop.set(getattr(err, "signal", "SIGINT"))
                     result.left = -1
-                    result.interrupted = True
-            result.interrupted = result.interrupted or (bool(stop) and stop.reason in _SIGNAL_NAMES)
-            result.seconds = time.perf_counter() - t0
-            try:
-                manifest.write(end_record(run_id, result.counts, result.interrupted))
-            except OSError as err:
-                self._manifest_failed(result, err, stop)
+                # Interrupted means work was left undone: a signal that came after the last file
+                # had started changes nothing about what this run did.
+                result.interrupted = stop.by_signal and result.left != 0
+                result.seconds = time.perf_counter() - t0
+                try:
+                    manifest.write(end_record(run_id, result.counts, result.interrupted))
+                except OSError as err:
+                    self._manifest_failed(result, err, stop)
+                stop.phase = "finished"
         return result
 
     @staticmethod
@@ -302,7 +290,7 @@ class Engine:
         result.counts[rec.status] += 1
         if rec.status == "failed":
             result.failures.append((rec.input, rec.reason or ""))
-            if rec.reason in ("disk full", "disk quota exceeded"):
+            if rec.kind == Kind.DISK_FULL.value:
                 result.disk_full = True
                 stop.set("disk full")
         elif rec.status == "done" and rec.width and rec.height:
@@ -340,7 +328,7 @@ class Engine:
             try:
                 rec = self._finish(item, ab, plan, run_id)
             except Exception as err:  # noqa: BLE001
-                rec = self._record(item, plan, run_id, "failed", _describe(err))
+                rec = self._failed(item, plan, run_id, err)
             finally:
                 item.scan = item.lightness = None
                 item.more_lightness = []
@@ -359,7 +347,7 @@ class Engine:
                         in_reading = False
                         break
                     if item.error is not None:
-                        emit(self._record(item, plan, run_id, "failed", item.error))
+                        emit(self._failed(item, plan, run_id))
                         slots.release()
                     else:
                         batch.append(item)
@@ -370,8 +358,8 @@ class Engine:
                     except queue.Empty:
                         break
                 for it, ab in zip(batch, self._predict(batch, s)):
-                    if isinstance(ab, str):
-                        emit(self._record(it, plan, run_id, "failed", ab))
+                    if isinstance(ab, Exception):
+                        emit(self._failed(it, plan, run_id, ab))
                         it.scan = it.lightness = None
                         it.more_lightness = []
                         slots.release()
@@ -382,11 +370,11 @@ class Engine:
             writers.shutdown(wait=True)
         return len(todo) - started
 
-    def _predict(self, batch: list[_Loaded], s) -> list[list[np.ndarray] | str]:
-        """a*b* of every page, or a one-line failure reason (naming the page), for each scan of a batch."""
+    def _predict(self, batch: list[_Loaded], s) -> list[list[np.ndarray] | FileFailure]:
+        """a*b* of every page, or the failure (naming the page), for each scan of a batch."""
         flat = [small for it in batch for small in (it.lightness, *it.more_lightness)]
         results = predict_scans(self.predictor, flat, s.color, self.es.batch_size)  # type: ignore[misc]
-        out: list[list[np.ndarray] | str] = []
+        out: list[list[np.ndarray] | FileFailure] = []
         at = 0
         for it in batch:
             n = 1 + len(it.more_lightness)
@@ -395,11 +383,9 @@ class Engine:
             if failed is None:
                 out.append(list(mine))
             else:
-                out.append(_describe(failed[1]) if n == 1 else f"page {failed[0] + 1} of {n}: {_describe(failed[1])}")
+                kind, reason = describe_failure(failed[1])
+                out.append(FileFailure(reason if n == 1 else f"page {failed[0] + 1} of {n}: {reason}", kind))
         return out
-
-
-_SIGNAL_NAMES = ("SIGINT", "SIGTERM")
 
 
 def write_run_start(manifest: ManifestWriter, plan: Plan, run_id: str, render: int, argv: list[str]) -> None:
@@ -413,10 +399,13 @@ def write_run_start(manifest: ManifestWriter, plan: Plan, run_id: str, render: i
             manifest.write(FileRecord(input=job.rel.as_posix(), status="skipped", reason=why, run_id=run_id))
 
 
-def remove_stale_temps(outputs: Iterable[Path]) -> int:
+def remove_stale_temps(outputs: Iterable[Path], keep_owners: Collection[str] = ()) -> int:
     """Delete the temp files a killed run (kill -9, power cut) left beside these outputs; returns
-    how many. Only temps of the given output names are touched, so a shard sharing the folder never
-    loses a file it is writing. One directory listing per output folder, not one per file."""
+    how many. A temp file is removed only when its owner is provably gone: not this process and
+    not any run holding a lock on the output folder (``keep_owners``, from the lock files), since
+    every writer holds one. Only temps of the given output names are looked at. One directory
+    listing per output folder, not one per file."""
+    keep = {owner_tag(), *keep_owners}
     names: dict[Path, set[str]] = {}
     for out in outputs:
         names.setdefault(out.parent, set()).add(out.name)
@@ -427,7 +416,7 @@ def remove_stale_temps(outputs: Iterable[Path]) -> int:
         except OSError:  # not created yet, or unreadable: nothing of ours can be there
             continue
         for entry in entries:
-            if temp_target(entry.name) in wanted:
+            if temp_target(entry.name) in wanted and temp_owner(entry.name) not in keep:
                 try:
                     os.unlink(entry.path)
                     removed += 1
@@ -436,15 +425,30 @@ def remove_stale_temps(outputs: Iterable[Path]) -> int:
     return removed
 
 
-def _stat_input(path: Path) -> os.stat_result:
-    """The input's stat before decoding, in read_scan's words when it fails: a file deleted
-    or locked since discovery fails alone with a reason a person understands."""
-    try:
-        return os.stat(path)
-    except FileNotFoundError:
-        raise ImageError("file vanished") from None
-    except PermissionError:
-        raise ImageError("permission denied") from None
+def _read_input(path: Path) -> InputBytes:
+    """fsutil.read_input, in read_scan's words when it fails: a file deleted or locked since
+    discovery fails alone with a reason a person understands. A file rewritten while it was read
+    is read once more (a copy that just finished); if it changes again, it fails."""
+    for attempt in (1, 2):
+        try:
+            return read_input(path)
+        except FileFailure as err:
+            if err.kind is not Kind.INPUT_CHANGED or attempt == 2:
+                raise
+        except FileNotFoundError:
+            raise ImageError("file vanished", Kind.VANISHED) from None
+        except PermissionError:
+            raise ImageError("permission denied", Kind.UNREADABLE) from None
+        except IsADirectoryError:
+            raise ImageError("is a directory", Kind.UNSUPPORTED) from None
+        except OSError as err:
+            raise ImageError(f"read error: {err.strerror or err}", Kind.UNREADABLE) from None
+    raise AssertionError("unreachable")
+
+
+def _without_bytes(got: InputBytes) -> InputBytes:
+    """The read's description without its bytes, so a decoded scan does not hold them twice."""
+    return InputBytes(data=b"", size=got.size, mtime=got.mtime, sha256=got.sha256)
 
 
 def _make_output_folder(folder: Path, out_root: Path) -> None:
@@ -457,9 +461,3 @@ def _make_output_folder(folder: Path, out_root: Path) -> None:
     except PermissionError:
         raise WriteError("output folder not writable") from None
 
-
-def _safe_sha(path: os.PathLike | str) -> str | None:
-    try:
-        return sha256_file(path)
-    except OSError:
-        return None

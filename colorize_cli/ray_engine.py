@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .discover import Job, check_out_root
+from .failures import Kind
 from .manifest import FileRecord, ManifestWriter, ResumeIndex, RunLock, end_record, new_run_id, read_manifest, settings_key
 from .models.paths import DEFAULT_WEIGHTS
 from .plan import ModelRef, Plan, plan_run
@@ -400,8 +401,8 @@ def _failed(task: _Task, plan: Plan, run_id: str, reason: str) -> FileRecord:
         size, mtime = st.st_size, st.st_mtime
     except OSError:
         size = mtime = None
-    return FileRecord(input=task.job.rel.as_posix(), status="failed", reason=reason, input_size=size,
-                      input_mtime=mtime, run_id=run_id, settings_key=plan.settings_key)
+    return FileRecord(input=task.job.rel.as_posix(), status="failed", reason=reason, kind=Kind.INTERNAL.value,
+                      input_size=size, input_mtime=mtime, run_id=run_id, settings_key=plan.settings_key)
 
 
 def _cause(err: BaseException) -> str:
@@ -421,13 +422,14 @@ def run_ray(settings: RunSettings, on_file: Callable[[FileRecord], None] = lambd
             stop: Any = None, on_plan: Callable[[Plan], None] = lambda plan: None) -> Any:
     """What `api.run` does, on a Ray cluster: same lock, plan, resume rules, manifest and result.
     Raises RayEngineError when the cluster cannot be used."""
-    from .engine import Engine, RunResult, StopFlag, _SIGNAL_NAMES, remove_stale_temps, stop_on_signals, write_run_start  # noqa: PLC0415
-    from .manifest import manifest_path  # noqa: PLC0415
+    from .engine import Engine, RunResult, remove_stale_temps, write_run_start  # noqa: PLC0415
+    from .interrupts import StopFlag, handle_signals  # noqa: PLC0415
+    from .manifest import live_owners, manifest_path  # noqa: PLC0415
 
     ray = import_ray()
     check_out_root(settings.input_root, settings.out_root, settings.exclude)
     settings.out_root.mkdir(parents=True, exist_ok=True)
-    stop = stop or StopFlag()
+    stop = StopFlag() if stop is None else stop  # a StopFlag is falsy until set
     # Ray prints cluster events ("a worker died ...") on stdout, which belongs to --json.
     with RunLock(settings.out_root, settings.shard, argv=list(argv)), contextlib.redirect_stdout(sys.stderr):
         manifest = manifest_path(settings.out_root, settings.shard, settings.manifest)
@@ -443,7 +445,8 @@ def run_ray(settings: RunSettings, on_file: Callable[[FileRecord], None] = lambd
             result = RunResult()
             result.counts["skipped"] = len(plan.skip) + len(plan.not_images)
             t0 = time.perf_counter()
-            result.stale_temps = remove_stale_temps(job.output for job, _ in itertools.chain(plan.todo, plan.skip))
+            result.stale_temps = remove_stale_temps((job.output for job, _ in itertools.chain(plan.todo, plan.skip)),
+                                                    keep_owners=live_owners(settings.out_root))
             with ManifestWriter(plan.manifest) as writer:
                 write_run_start(writer, plan, run_id, info["render"], list(argv))
 
@@ -455,19 +458,20 @@ def run_ray(settings: RunSettings, on_file: Callable[[FileRecord], None] = lambd
                     Engine._tally(result, rec, stop)
                     on_file(rec)
 
-                with stop_on_signals(stop):
+                with handle_signals(stop):  # the local engine's signal rules (interrupts.py)
+                    stop.phase = "running"
                     try:
                         result.left = driver.run(iter(plan.todo), emit, stop, run_id, plan)
-                    except KeyboardInterrupt:  # a second signal: stop now; receipts keep what workers finish
-                        stop.set("SIGINT")
+                    except KeyboardInterrupt as err:  # a second signal: stop now; receipts keep what workers finish
+                        stop.set(getattr(err, "signal", "SIGINT"))
                         result.left = -1
-                        result.interrupted = True
-                result.interrupted = result.interrupted or (bool(stop) and stop.reason in _SIGNAL_NAMES)
-                result.seconds = time.perf_counter() - t0
-                try:
-                    writer.write(end_record(run_id, result.counts, result.interrupted))
-                except OSError as err:
-                    Engine._manifest_failed(result, err, stop)
+                    result.interrupted = stop.by_signal and result.left != 0
+                    result.seconds = time.perf_counter() - t0
+                    try:
+                        writer.write(end_record(run_id, result.counts, result.interrupted))
+                    except OSError as err:
+                        Engine._manifest_failed(result, err, stop)
+                    stop.phase = "finished"
         finally:
             driver.close()
             ray.shutdown()

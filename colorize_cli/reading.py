@@ -21,14 +21,18 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from colorize_cli import color, formats, icc, tiff_ifd
+from colorize_cli.decode_errors import why_unopenable
+from colorize_cli.failures import FileFailure, Kind
 from colorize_cli.grayscale import float_to_16, int32_to_16, luminance8, luminance16, orient, to_uint8
 from colorize_cli.metadata import Metadata, add_jp2_boxes, extract, one_line
 
 READ_FORMATS = tuple(dict.fromkeys(p for plugins in formats.PILLOW_PLUGINS.values() for p in plugins))
 
 
-class ImageError(Exception):
-    """A scan that cannot be read; str() is a one-line reason for the manifest."""
+class ImageError(FileFailure):
+    """A scan that cannot be read; str() is a one-line reason for the manifest, .kind its kind."""
+
+    default_kind = Kind.INPUT_CORRUPT
 
 
 @dataclass
@@ -57,22 +61,28 @@ def read_scan(path: str | os.PathLike, max_pixels: int | None = 250_000_000) -> 
     try:
         fp = open(path, "rb")
     except FileNotFoundError:
-        raise ImageError("file vanished") from None
+        raise ImageError("file vanished", Kind.VANISHED) from None
     except PermissionError:
-        raise ImageError("permission denied") from None
+        raise ImageError("permission denied", Kind.UNREADABLE) from None
     except IsADirectoryError:
-        raise ImageError("is a directory") from None
+        raise ImageError("is a directory", Kind.UNSUPPORTED) from None
     except OSError as err:
-        raise ImageError(f"cannot open: {one_line(err.strerror or err)}") from None
+        raise ImageError(f"cannot open: {one_line(err.strerror or err)}", Kind.UNREADABLE) from None
     with fp:
-        try:
-            if os.fstat(fp.fileno()).st_size == 0:
-                raise ImageError("empty file (0 bytes)")
-            img = _open_image(fp, path.name)
-            with img:
-                return _read_pages(img, fp, max_pixels)
-        except OSError as err:  # an I/O error on the file itself, not a decoding problem
-            raise ImageError(f"read error: {one_line(err.strerror or err)}") from None
+        return decode_scan(fp, path.name, os.fstat(fp.fileno()).st_size, max_pixels)
+
+
+def decode_scan(fp: BinaryIO, name: str, size: int, max_pixels: int | None = 250_000_000) -> Scan:
+    """`read_scan` for a file already open (or already read into memory: the engine decodes
+    the very buffer it hashed)."""
+    try:
+        if size == 0:
+            raise ImageError("empty file (0 bytes)", Kind.INPUT_TRUNCATED)
+        img = _open_image(fp, name, size)
+        with img:
+            return _read_pages(img, fp, max_pixels)
+    except OSError as err:  # an I/O error on the file itself, not a decoding problem
+        raise ImageError(f"read error: {one_line(err.strerror or err)}", Kind.UNREADABLE) from None
 
 
 def scan_from_image(img: Image.Image, max_pixels: int | None = None) -> Scan:
@@ -90,10 +100,14 @@ def _heif_opener() -> None:
     register_heif_opener()
 
 
-def _open_image(fp: BinaryIO, name: str) -> ImageFile.ImageFile:
+def _open_image(fp: BinaryIO, name: str, size: int) -> ImageFile.ImageFile:
     """Image.open without Pillow's process-wide pixel limit, which `read_scan` replaces by its
-    own per-call `max_pixels` (changing Image.MAX_IMAGE_PIXELS would leak into other threads)."""
+    own per-call `max_pixels` (changing Image.MAX_IMAGE_PIXELS would leak into other threads).
+    When a format recognises the file's signature but cannot open it, that format's error is
+    the reason (truncated, unsupported, too large, corrupt: decode_errors.py), not "not an image"."""
     prefix = fp.read(16)
+    signature = formats.raster_format(prefix)  # a format's refusal counts only if the bytes are truly its
+    refused: tuple[str, Exception] | None = None
     Image.init()
     if formats.raster_format(prefix) == "HEIF" and "HEIF" not in Image.OPEN:
         _heif_opener()
@@ -107,19 +121,24 @@ def _open_image(fp: BinaryIO, name: str) -> ImageFile.ImageFile:
         fp.seek(0)
         try:
             return factory(fp, name)
-        except (SyntaxError, IndexError, TypeError, ValueError, struct.error, EOFError):
+        except (SyntaxError, IndexError, TypeError, ValueError, struct.error, EOFError) as err:
+            refused = refused or ((fmt, err) if fmt == signature else None)
             continue
         except OSError as err:
             if err.errno is not None:
                 raise  # the disk, not the data
             if "truncat" in str(err).lower():
-                raise ImageError(f"truncated {fmt}: image file is truncated") from None
+                raise ImageError(f"truncated {fmt}: image file is truncated", Kind.INPUT_TRUNCATED) from None
+            refused = refused or ((fmt, err) if fmt == signature else None)
             continue
+    if refused is not None:
+        raise ImageError(*why_unopenable(*refused, prefix, size))
     document = formats.not_a_raster(prefix, os.path.splitext(name)[1])
     if document:
-        raise ImageError(document)
+        raise ImageError(document, Kind.UNSUPPORTED)
     if formats.raster_format(prefix) == "HEIF":
-        raise ImageError("HEIF image: install the optional plugin (pip install 'colorize-cli[heif]') to read it")
+        raise ImageError("HEIF image: install the optional plugin (pip install 'colorize-cli[heif]') to read it",
+                         Kind.UNSUPPORTED)
     raise ImageError("not an image (cannot identify image file)")
 
 
@@ -150,11 +169,11 @@ def _read_pages(img: ImageFile.ImageFile, fp: BinaryIO, max_pixels: int | None) 
             img.seek(i)
             page = tiff_ifd.read_directory(_reader(fp), offsets[i], order, big) if i < len(offsets) else None
         except (ValueError, struct.error, EOFError) as err:
-            raise ImageError(f"page {i + 1} of {frames}: {one_line(err)}") from None
+            raise ImageError(f"page {i + 1} of {frames}: {one_line(err)}", Kind.INPUT_CORRUPT) from None
         try:
             pages.append(_decode(img, max_pixels, fp, page, i))
         except ImageError as err:
-            raise ImageError(f"page {i + 1} of {frames}: {err}" if frames > 1 else str(err)) from None
+            raise ImageError(f"page {i + 1} of {frames}: {err}" if frames > 1 else str(err), err.kind) from None
     first = pages[0]
     first.more_pages = pages[1:]
     return first
@@ -172,19 +191,19 @@ def _decode(img: Image.Image, max_pixels: int | None, fp: BinaryIO | None, page:
     fmt = "JPEG" if img.format == "MPO" else (img.format or "unknown")
     w, h = img.size
     if max_pixels and w * h > max_pixels:
-        raise ImageError(f"image too large: {w}x{h} = {_mpx(w * h)} Mpx exceeds --max-pixels {max_pixels}")
+        raise ImageError(f"image too large: {w}x{h} = {_mpx(w * h)} Mpx exceeds --max-pixels {max_pixels}", Kind.TOO_LARGE)
     notes: list[str] = []
     deep = _decoded_16bit_rgb_as_8(img, fp)  # known from the header and tile layout, which load() discards
     try:
         img.load()
     except Image.DecompressionBombError as err:
-        raise ImageError(f"image too large: {one_line(err)}") from None
+        raise ImageError(f"image too large: {one_line(err)}", Kind.TOO_LARGE) from None
     except MemoryError:
-        raise ImageError(f"out of memory decoding {w}x{h}") from None
+        raise ImageError(f"out of memory decoding {w}x{h}", Kind.TOO_LARGE) from None
     except Exception as err:
         if "truncat" in str(err).lower():
-            raise ImageError(f"truncated {fmt}: image file is truncated") from None
-        raise ImageError(f"corrupt {fmt}: {one_line(err)}") from None
+            raise ImageError(f"truncated {fmt}: image file is truncated", Kind.INPUT_TRUNCATED) from None
+        raise ImageError(*why_unopenable(fmt, err, b"", 0)) from None  # corrupt, unsupported or too large
     meta = extract(img, page)  # after load: a PNG may keep its eXIf chunk after the pixel data
     meta.source_format = fmt
     if fmt == "JPEG2000" and fp is not None:
@@ -201,9 +220,9 @@ def _decode(img: Image.Image, max_pixels: int | None, fp: BinaryIO | None, page:
     except ImageError:
         raise
     except MemoryError:
-        raise ImageError(f"out of memory decoding {w}x{h}") from None
+        raise ImageError(f"out of memory decoding {w}x{h}", Kind.TOO_LARGE) from None
     except Exception as err:
-        raise ImageError(f"cannot convert {img.mode} pixels: {one_line(err)}") from None
+        raise ImageError(f"cannot convert {img.mode} pixels: {one_line(err)}", Kind.UNSUPPORTED) from None
     gray = _own(orient(gray, meta.orientation))
     alpha = _own(orient(alpha, meta.orientation)) if alpha is not None else None
     return Scan(gray, alpha, depth, fmt, img.mode, (gray.shape[1], gray.shape[0]), meta, notes)

@@ -24,6 +24,7 @@ import numpy as np
 
 from colorize_cli import formats, write_jp2, write_pillow, write_png, write_tiff
 from colorize_cli.carry import Carried, carry
+from colorize_cli.failures import FileFailure, Kind
 from colorize_cli.fsutil import atomic_output
 from colorize_cli.grayscale import match_depth, to_8bit
 from colorize_cli.icc import into_input_rgb_space
@@ -36,8 +37,10 @@ _WEBP_MAX_SIDE = 16383
 _SPELLINGS = {"JPG": "JPEG", "TIF": "TIFF", "JP2": "JPEG2000"}
 
 
-class WriteError(Exception):
+class WriteError(FileFailure):
     """An output that could not be written; str() is a one-line reason. No file is left behind."""
+
+    default_kind = Kind.OUTPUT_SIDE
 
 
 @dataclass
@@ -86,7 +89,7 @@ def write_pages(
     reason naming the page, and leaves none of its files behind."""
     fmt = _SPELLINGS.get(fmt.upper(), fmt.upper())
     if fmt not in WRITE_FORMATS:
-        raise WriteError(f"unsupported output format {fmt}")
+        raise WriteError(f"unsupported output format {fmt}", Kind.UNSUPPORTED)
     origin = origin or Provenance(model_name=model_name)
     many = len(pages) > 1
     notes: list[str] = []
@@ -95,7 +98,7 @@ def write_pages(
         try:
             pixels, carried = _prepare(page, fmt, origin, notes)
         except WriteError as err:
-            raise WriteError(f"page {i + 1} of {len(pages)}: {err}" if many else str(err)) from None
+            raise WriteError(f"page {i + 1} of {len(pages)}: {err}" if many else str(err), err.kind) from None
         if fmt == "TIFF" and i and not page.meta.xmp:
             carried.xmp = None  # the file's XMP is page 1's; exiftool calls XMP on a later page non-standard
         prepared.append((pixels, carried))
@@ -112,7 +115,7 @@ def write_pages(
         except WriteError as err:
             for done in written:
                 done.unlink(missing_ok=True)
-            raise WriteError(f"page {i + 1} of {len(pages)}: {err}" if many else str(err)) from None
+            raise WriteError(f"page {i + 1} of {len(pages)}: {err}" if many else str(err), err.kind) from None
         written.append(target)
     if many:
         notes.append(f"{len(pages)} pages written one file each ({fmt} holds one image): "
@@ -123,9 +126,9 @@ def write_pages(
 def _prepare(page: Page, fmt: str, origin: Provenance, notes: list[str]) -> tuple[np.ndarray, Carried]:
     rgb, alpha = page.rgb, page.alpha
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype not in (np.uint8, np.uint16):
-        raise WriteError(f"bad pixel array {rgb.dtype} {rgb.shape}: need (H, W, 3) uint8 or uint16")
+        raise WriteError(f"bad pixel array {rgb.dtype} {rgb.shape}: need (H, W, 3) uint8 or uint16", Kind.INTERNAL)
     if alpha is not None and alpha.shape != rgb.shape[:2]:
-        raise WriteError(f"alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
+        raise WriteError(f"alpha shape {alpha.shape} does not match image {rgb.shape[:2]}", Kind.INTERNAL)
     if rgb.dtype == np.uint16 and fmt not in formats.SIXTEEN_BIT:
         rgb = to_8bit(rgb)
         notes.append(f"16-bit reduced to 8 bits: {fmt} is 8-bit only")
@@ -135,7 +138,7 @@ def _prepare(page: Page, fmt: str, origin: Provenance, notes: list[str]) -> tupl
     pixels = rgb if alpha is None else np.dstack([rgb, match_depth(alpha, rgb.dtype)])
     h, w = rgb.shape[:2]
     if fmt == "WEBP" and max(w, h) > _WEBP_MAX_SIDE:
-        raise WriteError(f"image too large for WebP: {w}x{h} (max {_WEBP_MAX_SIDE} px a side)")
+        raise WriteError(f"image too large for WebP: {w}x{h} (max {_WEBP_MAX_SIDE} px a side)", Kind.TOO_LARGE)
     profile = page.meta.icc_profile
     if fmt in ("BMP", "JPEG2000"):  # no ICC written (BMP) or only enumerated sRGB (Pillow's JP2)
         if page.meta.icc_color_space == "RGB" and fmt == "JPEG2000":
@@ -181,7 +184,13 @@ def _atomic_write(path: Path, encode: Callable[[BinaryIO], None], times: tuple[i
     except WriteError:
         raise
     except Exception as err:
-        raise WriteError(_write_reason(err)) from err
+        raise WriteError(_write_reason(err), _write_kind(err)) from err
+
+
+def _write_kind(err: Exception) -> Kind:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return Kind.DISK_FULL
+    return Kind.OUTPUT_SIDE if isinstance(err, OSError) else Kind.INTERNAL
 
 
 def _write_reason(err: Exception) -> str:

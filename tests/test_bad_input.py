@@ -324,7 +324,7 @@ def test_full_disk_stops_new_files_and_keeps_what_is_done(tmp_path: Path, small_
 def test_manifest_on_a_full_disk_never_keeps_half_a_record(small_disk: SmallDisk, monkeypatch) -> None:
     path = small_disk.path / "manifest.jsonl"
     if not small_disk.real:  # the simulated disk: the file system takes part of a line, then refuses
-        from colorize_cli import manifest as mf
+        from colorize_cli.manifest import store as mf
 
         real_write_all = mf._write_all
         budget = [small_disk.size]

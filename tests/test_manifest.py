@@ -260,7 +260,7 @@ def test_resume_trusts_matching_stat_without_hashing(done_job, monkeypatch) -> N
     def no_hashing(path, chunk_size=0):
         raise AssertionError(f"hashed {path} although its stat matched")
 
-    monkeypatch.setattr(mf, "sha256_file", no_hashing)
+    monkeypatch.setattr(mf.resume, "sha256_file", no_hashing)
     assert index.decide("box/a.png", inp, KEY, out) == ("skip", "already done")
 
 
