@@ -132,6 +132,7 @@ def assert_same_as_local(out: Path, local: Path, except_: tuple[str, ...] = ()) 
             continue
         assert mine[rel]["status"] == rec["status"], rel
         assert mine[rel]["reason"] == rec["reason"], rel
+        assert mine[rel].get("kind") == rec.get("kind"), rel
         assert set(mine[rel]) == set(rec), "same record fields"
         assert mine[rel]["settings_key"] == rec["settings_key"]
         if rec["status"] == "done":
@@ -225,6 +226,7 @@ def test_a_file_that_kills_its_worker_every_time_fails_and_the_run_ends(cluster,
     summary = json.loads(proc.stdout)
     assert summary["counts"] == {"done": N_SCANS - 1, "failed": 2, "skipped": 0}
     assert {f["input"]: f["reason"] for f in summary["failures"]}[rel] == CRASH_REASON
+    assert latest(out)[rel].get("kind") == "internal"  # not retried by a plain rerun: nothing runs forever
     assert not (out / rel).with_suffix(".png").exists()
     assert any(r["type"] == "end" for r in read_manifest(out / "manifest.jsonl"))
     assert_same_as_local(out, local_run, except_=(rel,))
