@@ -9,6 +9,11 @@ One invocation measures, on the same files with the same settings:
     network           the model alone on every scan's working L*, batched as the engine batches
     end_to_end        api.run on the folder: the real engine, manifest, hashing and all
     stages            (optional) one file at a time, a timer around each step of the real path
+    lengths           (optional) `colorize-dir` itself, as a user runs it, on the first n and the
+                      first m of the scans, beside the one-thread floor of the same files: the
+                      per-scan cost once running is (t_m - t_n) / (m - n), start-up cancels out,
+                      against the floor's per-scan cost (its time on the m files / m); the
+                      whole-run ratio is t_m against the floor of those m files
 
 Each phase runs in a child process of its own, so its peak resident memory is its own and no phase
 inherits another's heap, caches or thread pools. Wall and CPU seconds are both reported: on a shared
@@ -205,7 +210,8 @@ def _write_through(job: Job, scan: Scan, settings: RunSettings) -> None:
 
     job.output.parent.mkdir(parents=True, exist_ok=True)
     write_image(job.output, _gray_rgb(scan, job, settings.output), scan.alpha, job.out_fmt, settings.output.quality,
-                scan.meta, keep_times_from=job.input if settings.output.keep_times else None, model_name="bench")
+                scan.meta, keep_times_from=job.input if settings.output.keep_times else None, model_name="bench",
+                tiff_compression=settings.output.tiff_compression)
 
 
 def _phase_io_floor_serial(spec: dict) -> dict:
@@ -327,9 +333,17 @@ def _phase_end_to_end(spec: dict) -> dict:
     settings, model, es, load_s = _load(spec)
     jobs = _jobs(settings)
     _warm_up(model, _working(settings, model, jobs[:1])[0][0], settings.color, es.batch_size)
+    gpu = model.predictor.device.type == "cuda"
+    if gpu:
+        import torch  # noqa: PLC0415
+
+        torch.cuda.reset_peak_memory_stats()
     clock = _Clock()
     result = run(settings, model)
     timing = clock.read()
+    if gpu:
+        timing["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / (1 << 20), 1)
+        timing["gpu_reserved_mib"] = round(torch.cuda.max_memory_reserved() / (1 << 20), 1)
     if result.counts["failed"] or result.counts["done"] != len(jobs):
         first = result.failures[0] if result.failures else ("?", "not all files were done")
         raise BenchError(f"the run did not colorize every scan ({result.counts}): {first[0]}: {first[1]}")
@@ -340,8 +354,8 @@ def _phase_end_to_end(spec: dict) -> dict:
 
 def _phase_stages(spec: dict) -> dict:
     """One file at a time, a timer around each step of the real path, to show where time goes."""
-    from .color import colorize_full_res  # noqa: PLC0415
     from .imaging import write_image  # noqa: PLC0415
+    from .merge import colorize_full_res, merge_device, warm_up  # noqa: PLC0415
     from .inference import working_lightness, working_shape  # noqa: PLC0415
     from .fsutil import sha256_file  # noqa: PLC0415
 
@@ -349,6 +363,7 @@ def _phase_stages(spec: dict) -> dict:
     jobs = _jobs(settings)
     c, o = settings.color, settings.output
     render = c.render_size or model.render_size
+    device = merge_device(model.predictor.device)
     totals: dict[str, float] = {}
     pixels = 0
 
@@ -359,6 +374,8 @@ def _phase_stages(spec: dict) -> dict:
         return value
 
     _warm_up(model, _working(settings, model, jobs[:1])[0][0], c, 1)
+    if device is None:
+        warm_up()  # load numba and the compiled kernel, as the engine does while its first scans decode
     clock = _Clock()
     for job in jobs:
         scan = timed("decode (read_scan)", lambda: _read(job, settings))
@@ -367,18 +384,57 @@ def _phase_stages(spec: dict) -> dict:
         ab = timed("network (batch of 1)", lambda: _predict_batches(model, [small], c, 1)[0])
         dtype = out_dtype(scan.bit_depth, job.out_fmt, o.bit_depth)
         rgb = timed(f"merge ({c.upsample})", lambda: colorize_full_res(scan.gray, ab, c.saturation, upsample=c.upsample,
-                                                                        out_dtype=dtype, lightness_small=small))
+                                                                        out_dtype=dtype, lightness_small=small, device=device))
         other = "bilinear" if c.upsample == "guided" else "guided"
         timed(f"merge ({other}, not used)", lambda: colorize_full_res(scan.gray, ab, c.saturation, upsample=other,
-                                                                       out_dtype=dtype, lightness_small=small))
+                                                                       out_dtype=dtype, lightness_small=small, device=device))
         job.output.parent.mkdir(parents=True, exist_ok=True)
         timed("encode + write", lambda: write_image(job.output, rgb, scan.alpha, job.out_fmt, o.quality, scan.meta,
-                                                    model_name="bench"))
+                                                    model_name="bench", tiff_compression=o.tiff_compression))
         timed("sha256 input + output", lambda: (sha256_file(job.input), sha256_file(job.output)))
         scan = rgb = None  # let the next file's decode reuse the memory
     return {"seconds": sum(v for k, v in totals.items() if "not used" not in k), "cpu_seconds": clock.read()["cpu_seconds"], "files": len(jobs),
             "megapixels": pixels / 1e6,
             "steps": {k: round(v, 4) for k, v in totals.items()}}
+
+
+def _cli_argv(spec: dict) -> list[str]:
+    """`colorize-dir` on the staged folder with the benchmark's settings (the rest at their defaults)."""
+    c, o, rt = spec["color"], spec["output"], spec["runtime"]
+    argv = [sys.executable, "-c", "from colorize_cli.cli import dir_main; dir_main()", spec["input_root"],
+            "--out", spec["out_root"], "--quiet", "--device", rt["device"], "--batch-size", str(rt["batch_size"]),
+            "--upsample", c["upsample"], "--quality", str(o["quality"]), "--tiff-compression", o["tiff_compression"],
+            "--allow-outside-root"]  # the staged links
+    if spec.get("weights"):
+        argv += ["--weights", spec["weights"]]
+    if c["render_size"]:
+        argv += ["--render-size", str(c["render_size"])]
+    if o["format"]:
+        argv += ["--format", o["format"]]
+    return argv
+
+
+def _phase_cli(spec: dict) -> dict:
+    """The whole command in a process of its own: interpreter start, imports, model load and all."""
+    import resource  # noqa: PLC0415 - POSIX; the phase is timed from outside the child
+
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(_cli_argv(spec), env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        raise BenchError(f"colorize-dir failed: {tail[0]}")
+    files = sum(1 for p in Path(spec["input_root"]).iterdir())
+    written = len(scans_in(Path(spec["out_root"])))
+    if written != files:
+        raise BenchError(f"colorize-dir wrote {written} of {files} outputs")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"seconds": seconds, "cpu_seconds": round(cpu, 4), "files": files}
 
 
 _PHASE_FUNCS: dict[str, Callable[[dict], dict]] = {
@@ -387,10 +443,13 @@ _PHASE_FUNCS: dict[str, Callable[[dict], dict]] = {
     "network": _phase_network,
     "end_to_end": _phase_end_to_end,
     "stages": _phase_stages,
+    "cli": _phase_cli,
 }
 
 
 def _run_phase(phase: str, spec: dict, isolate: bool) -> dict:
+    if phase == "cli":  # it starts its own process; its memory is not measured
+        return {**_phase_cli(spec), "peak_rss_mib": None}
     if not isolate:
         out = _PHASE_FUNCS[phase](spec)
         out["peak_rss_mib"] = peak_rss_mib()
@@ -478,8 +537,12 @@ def run_bench(
     stages: bool = False,
     isolate: bool = True,
     workdir: Path | None = None,
+    lengths: Sequence[int] = (),
 ) -> dict:
     """Measure the phases on these scans in one run; returns a JSON-ready dict (see module doc).
+
+    `lengths` (two run lengths n < m, at most the number of scans) adds the steady-state and
+    whole-run ratios of `colorize-dir` against the one-thread I/O floor ("steady_state").
 
     `isolate` runs each phase in a child process (clean per-phase peak memory); without it the
     peaks are the whole process's so far. `workdir` is where inputs are staged and outputs written
@@ -496,6 +559,9 @@ def run_bench(
     if unknown or repeats < 1:
         raise BenchError(f"unknown phase {unknown[0]!r}; choose from {', '.join(_PHASE_FUNCS)}" if unknown else "repeats must be >= 1")
     order = [p for p in PHASES if p in phases] + (["stages"] if stages or "stages" in phases else [])
+    lengths = sorted(set(lengths))
+    if lengths and (len(lengths) != 2 or lengths[0] < 1 or lengths[1] > len(scans)):
+        raise BenchError(f"run lengths must be two different counts between 1 and the {len(scans)} scans, got {lengths}")
 
     with tempfile.TemporaryDirectory(prefix="colorize-bench-", dir=workdir) as tmp:
         root = Path(tmp)
@@ -511,8 +577,21 @@ def run_bench(
                 out_root = root / f"out-{phase}-{r}"
                 runs[phase].append(_run_phase(phase, {**base, "out_root": str(out_root)}, isolate))
                 shutil.rmtree(out_root, ignore_errors=True)
+        by_length: dict[int, dict[str, list[dict]]] = {n: {"io_floor_serial": [], "cli": []} for n in lengths}
+        subsets = {n: root / f"input-{n}" for n in lengths}
+        for n, folder in subsets.items():
+            _stage_inputs(scans[:n], folder)
+        for r in range(repeats):
+            for n in lengths:
+                for phase in ("io_floor_serial", "cli"):
+                    out_root = root / f"out-{phase}-{n}-{r}"
+                    spec = {**base, "input_root": str(subsets[n]), "out_root": str(out_root)}
+                    by_length[n][phase].append(_run_phase(phase, spec, isolate))
+                    shutil.rmtree(out_root, ignore_errors=True)
 
-    megapixels = max(x["megapixels"] for results in runs.values() for x in results)  # every phase decodes every scan
+    floors = [x for v in by_length.values() for x in v["io_floor_serial"]]
+    megapixels = max([x["megapixels"] for results in runs.values() for x in results] + [x["megapixels"] for x in floors],
+                     default=0.0)  # every phase decodes every scan
     phase_results = {}
     for phase, results in runs.items():
         best = min(results, key=lambda x: x["seconds"])
@@ -542,6 +621,33 @@ def run_bench(
         "phases": phase_results,
         "ratios": ratios,
         "peak_rss_mib": max(peaks) if peaks else None,
+        "steady_state": steady_state(by_length) if lengths else None,
+    }
+
+
+def steady_state(by_length: dict[int, dict[str, list[dict]]]) -> dict:
+    """Per-scan cost of colorize-dir once running, from two run lengths (the fastest of the repeats of
+    each): start-up, model load and pipeline fill cancel out. The floor's per-scan cost is its time
+    on the m files over m (the floor has no start-up to cancel, and this is steadier)."""
+    n, m = sorted(by_length)
+    best = {k: {ph: min(x["seconds"] for x in v) for ph, v in runs.items()} for k, runs in by_length.items()}
+    per_scan = (best[m]["cli"] - best[n]["cli"]) / (m - n)
+    floor_per_scan = max(best[m]["io_floor_serial"] / m, 1e-9)  # no start-up in it: its clock starts after imports
+    cpu = {k: {ph: min(x["cpu_seconds"] for x in v) for ph, v in runs.items()} for k, runs in by_length.items()}
+    cpu_per_scan = (cpu[m]["cli"] - cpu[n]["cli"]) / (m - n)
+    floor_cpu_per_scan = max(cpu[m]["io_floor_serial"] / m, 1e-9)
+    return {
+        "lengths": [n, m],
+        "cli_seconds": {str(k): round(best[k]["cli"], 6) for k in (n, m)},
+        "floor_seconds": {str(k): round(best[k]["io_floor_serial"], 6) for k in (n, m)},
+        "cli_cpu_seconds": {str(k): cpu[k]["cli"] for k in (n, m)},
+        "floor_cpu_seconds": {str(k): cpu[k]["io_floor_serial"] for k in (n, m)},
+        "per_scan_s": per_scan,
+        "floor_per_scan_s": floor_per_scan,
+        "start_up_s": round(best[n]["cli"] - n * per_scan, 3),
+        "steady_ratio": round(per_scan / floor_per_scan, 3),
+        "steady_cpu_ratio": round(cpu_per_scan / floor_cpu_per_scan, 3),  # CPU time: steadier on a shared machine
+        "whole_run_ratio": round(best[m]["cli"] / max(best[m]["io_floor_serial"], 1e-9), 3),
     }
 
 
@@ -583,6 +689,42 @@ def bench_table(result: dict) -> Table:
     return table
 
 
+_SHARES = {"decode": ("decode", "working L*"), "network": ("network",), "merge": ("merge",), "encode": ("encode", "sha256")}
+
+
+def time_shares(stages: dict) -> dict[str, float]:
+    """Share of one-file-at-a-time time in decode / network / merge / encode (the merge not used left out)."""
+    steps = {k: v for k, v in stages["steps"].items() if "not used" not in k}
+    total = max(sum(steps.values()), 1e-9)
+    return {group: round(sum(v for k, v in steps.items() if k.startswith(prefixes)) / total, 3)
+            for group, prefixes in _SHARES.items()}
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The few numbers a reader wants from a run, as sentences (printed under the table)."""
+    lines = []
+    ratio = result["ratios"].get("end_to_end/io_floor")
+    if ratio is not None:
+        peak = f"; peak resident memory {result['peak_rss_mib']:.0f} MiB" if result["peak_rss_mib"] else ""
+        lines.append(f"end to end takes {ratio:.2f}x the I/O floor{peak}")
+    e2e = result["phases"].get("end_to_end", {})
+    if "gpu_peak_mib" in e2e:
+        lines.append(f"GPU: {e2e['images_per_s']:.2f} images/s end to end, GPU memory peak {e2e['gpu_peak_mib']:.0f} MiB "
+                     f"allocated, {e2e['gpu_reserved_mib']:.0f} MiB reserved")
+    if "stages" in result["phases"]:
+        shares = time_shares(result["phases"]["stages"])
+        lines.append("time shares, one file at a time: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+    st = result.get("steady_state")
+    if st:
+        n, m = st["lengths"]
+        lines.append(f"colorize-dir steady state: {st['per_scan_s'] * 1e3:.0f} ms per scan against a one-thread floor of "
+                     f"{st['floor_per_scan_s'] * 1e3:.0f} ms: {st['steady_ratio']:.2f}x (from runs of {n} and {m} scans; "
+                     f"in CPU time {st['steady_cpu_ratio']:.2f}x)")
+        lines.append(f"colorize-dir whole run of {m} scans: {st['cli_seconds'][str(m)]:.1f} s, {st['whole_run_ratio']:.2f}x the "
+                     f"one-thread floor of the same files ({st['floor_seconds'][str(m)]:.1f} s); start-up {st['start_up_s']:.1f} s")
+    return lines
+
+
 def bench_main(
     scans: Path | None = None,
     count: int = 20,
@@ -601,10 +743,12 @@ def bench_main(
     workdir: Path | None = None,
     max_ratio: float | None = None,
     phases: Sequence[str] = PHASES,
+    lengths: Sequence[int] = (),
 ) -> int:
     """`colorize bench`. Benchmarks the scans under `scans`, or `count` generated gray JPEGs of
     `megapixels` each. Prints a table (or JSON with json_out). Returns the exit status: 0, or 1
-    when end_to_end/io_floor exceeds `max_ratio`, or 2 when the benchmark cannot run."""
+    when end_to_end/io_floor exceeds `max_ratio`, or 2 when the benchmark cannot run. With `lengths`
+    (n, m), at least m scans are generated. On CUDA the steps are timed too, for their shares."""
     from rich.console import Console  # noqa: PLC0415
 
     err = Console(stderr=True)
@@ -619,12 +763,13 @@ def bench_main(
             if scans is None:
                 if not json_out:
                     err.print(f"generating {count} gray JPEG scans of {megapixels:g} MP ...")
-                files = make_scans(Path(tmp), count, megapixels, seed)
+                files = make_scans(Path(tmp), max([count, *lengths]), megapixels, seed)
             else:
                 if not scans.is_dir():
                     raise BenchError(f"{scans} is not a folder")
                 files = scans_in(scans)
-            result = run_bench(files, settings, repeats=repeats, phases=phases, stages=stages, workdir=workdir)
+            result = run_bench(files, settings, repeats=repeats, phases=phases, stages=stages or device.startswith("cuda"),
+                               workdir=workdir, lengths=lengths)
     except Exception as e:  # noqa: BLE001 - one clear line, as every command does
         err.print(f"colorize bench: error: {e}", markup=False, highlight=False)
         return 2
@@ -633,7 +778,6 @@ def bench_main(
         print(json.dumps(result, indent=1))
     else:
         Console().print(bench_table(result))
-        if ratio is not None:
-            peak = f"; peak resident memory {result['peak_rss_mib']:.0f} MiB" if result["peak_rss_mib"] else ""
-            Console().print(f"end to end takes {ratio:.2f}x the I/O floor{peak}")
+        for line in summary_lines(result):
+            Console().print(line, markup=False, highlight=False)
     return 1 if max_ratio is not None and ratio is not None and ratio > max_ratio else 0

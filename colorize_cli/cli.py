@@ -209,7 +209,7 @@ def manifest_merge(
 @app.command()
 def bench(
     scans: Optional[Path] = typer.Option(None, help="Folder of scans to time (default: generate them)."),
-    count: int = typer.Option(20, help="How many scans to generate."),
+    count: int = typer.Option(32, help="How many scans to generate."),
     megapixels: float = typer.Option(6.0, help="Size of each generated scan."),
     seed: int = typer.Option(0),
     weights: Optional[Path] = typer.Option(None, help="Weights file (default: the shipped model)."),
@@ -223,6 +223,7 @@ def bench(
     stages: bool = typer.Option(False, "--stages", help="Also time each step of one file at a time."),
     max_ratio: Optional[float] = typer.Option(None, help="Exit 1 when end-to-end / I/O floor exceeds this."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    lengths: str = typer.Option("8,32", help="Two run lengths n,m for colorize-dir's steady-state and whole-run ratios ('' skips)."),
 ) -> None:
     """Time end to end against the I/O floor (decode + encode, no model) and the network alone, in one run."""
     _quiet_openmp()
@@ -230,7 +231,8 @@ def bench(
 
     raise typer.Exit(bench_main(scans=scans, count=count, megapixels=megapixels, seed=seed, weights=weights, device=device,
                                 render_size=render_size, upsample=upsample, fmt=fmt, quality=quality, batch_size=batch_size,
-                                repeats=repeats, stages=stages, json_out=json_out, max_ratio=max_ratio))
+                                repeats=repeats, stages=stages, json_out=json_out, max_ratio=max_ratio,
+                                lengths=[int(n) for n in lengths.split(",") if n.strip()]))
 
 
 @app.command()
@@ -261,6 +263,7 @@ def colorize_dir(
     quality: int = typer.Option(92, help="JPEG/WebP quality."),
     suffix: str = typer.Option("", help="Appended to each output file's name (before the extension)."),
     bit_depth: str = typer.Option("same", help="8 | 16 | same (16-bit needs PNG, TIFF or JPEG 2000 output)."),
+    tiff_compression: str = typer.Option("lzw", help="TIFF output, lossless: lzw | deflate (zlib's fastest level) | none."),
     keep_times: bool = typer.Option(False, "--keep-times", help="Copy each input's modification time to its output."),
     include: list[str] = typer.Option([], help="Only files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option([], help="Skip files/folders matching this glob (repeatable)."),
@@ -299,6 +302,8 @@ def colorize_dir(
         usage(f"--upsample must be guided or bilinear, not {upsample!r}")
     if bit_depth not in ("8", "16", "same"):
         usage(f"--bit-depth must be 8, 16 or same, not {bit_depth!r}")
+    if tiff_compression not in ("lzw", "deflate", "none"):
+        usage(f"--tiff-compression must be lzw, deflate or none, not {tiff_compression!r}")
     from .formats import OUT_FORMATS, SIXTEEN_BIT  # noqa: PLC0415
 
     if bit_depth == "16" and fmt and OUT_FORMATS.get(fmt.lower(), "PNG") not in SIXTEEN_BIT:
@@ -311,7 +316,8 @@ def colorize_dir(
             input_root=input_root, out_root=out, weights=weights, include=tuple(include), exclude=tuple(exclude),
             follow_symlinks=follow_symlinks, allow_outside_root=allow_outside_root,
             color=ColorSettings(render_size=render_size, tile_size=tile_size, tile_overlap=tile_overlap, saturation=saturation, upsample=upsample),
-            output=OutputSettings(format=fmt.lower() if fmt else None, quality=quality, suffix=suffix, bit_depth=bit_depth, keep_times=keep_times),
+            output=OutputSettings(format=fmt.lower() if fmt else None, quality=quality, suffix=suffix, bit_depth=bit_depth, keep_times=keep_times,
+                                  tiff_compression=tiff_compression),
             runtime=RuntimeSettings(device=device, batch_size=batch_size, fp32=fp32, max_pixels=max_pixels),
             manifest=manifest, overwrite=overwrite, retry_failed=retry_failed,
             shard=parse_shard(shard) if shard else None, dry_run=dry_run, report=report, quiet=quiet,

@@ -39,7 +39,7 @@ from .fsutil import InputBytes, owner_tag, read_input, sha256_file, temp_owner, 
 from .interrupts import StopFlag, handle_signals
 from .manifest import FileRecord, ManifestWriter, end_record, live_owners, new_run_id, run_header
 from .plan import Plan
-from .color import colorize_full_res
+from .merge import colorize_full_res, merge_device, warm_up
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,11 @@ def default_engine_settings(batch_size: int, device: torch.device) -> EngineSett
     if device.type == "cpu":
         # Half the cores for the network, the rest for decoding and the full-resolution merge:
         # measured on 2 cores (colorize bench), 2 torch threads fighting 4 codec threads took
-        # twice the CPU time of 1 (OpenMP spin-waits), for no gain in wall time.
+        # twice the CPU time of 1 (OpenMP spin-waits), for no gain in wall time. The merge kernel
+        # is single-threaded (numba without a thread pool): one scan per writer thread.
         return EngineSettings(batch_size=batch_size, readers=2, writers=max(2, cores // 2), in_flight=max(8, 2 * batch_size),
                               torch_threads=max(1, cores // 2))
+    # On a GPU the network and the merge run there: every core decodes or encodes.
     return EngineSettings(batch_size=batch_size, readers=max(2, cores // 2), writers=max(2, cores // 2), in_flight=max(16, 3 * batch_size))
 
 
@@ -165,7 +167,8 @@ class Engine:
         for i, (page, ab) in enumerate(zip(scan.pages, abs_)):
             try:
                 rgb = colorize_full_res(page.gray, ab, s.color.saturation, upsample=s.color.upsample,
-                                        out_dtype=_out_dtype(page, job.out_fmt, s.output.bit_depth), lightness_small=smalls[i])
+                                        out_dtype=_out_dtype(page, job.out_fmt, s.output.bit_depth), lightness_small=smalls[i],
+                                        device=merge_device(self.predictor.device))
             except Exception as err:  # noqa: BLE001
                 if len(abs_) == 1:
                     raise
@@ -178,6 +181,7 @@ class Engine:
         notes, _ = write_pages(
             job.output, pages, job.out_fmt, s.output.quality,
             keep_times_from=job.input if s.output.keep_times else None, model_name=self.model_name, origin=origin,
+            tiff_compression=s.output.tiff_compression,
         )
         page_notes = [f"page {i + 1}: {n}" for i, p in enumerate(scan.pages[1:], start=1) for n in p.notes]
         notes = list(scan.notes) + page_notes + list(notes)
@@ -305,6 +309,8 @@ class Engine:
         started = 0
         readers = ThreadPoolExecutor(es.readers, thread_name_prefix="read")
         writers = ThreadPoolExecutor(es.writers, thread_name_prefix="write")
+        if merge_device(self.predictor.device) is None and todo:
+            writers.submit(warm_up)  # while the first scans are read and through the network
 
         def feed() -> None:
             """Start reads while slots are free; the None sentinel goes after the last read lands."""

@@ -2,7 +2,7 @@
 
     gray (full res) --resize--> working L* --tiles--> network --> a*b* per tile --blend--> a*b* (working res)
                                                                         |
-    gray (full res) + a*b* --upsample, merge onto the original L*--> RGB (full res)   [color.colorize_full_res]
+    gray (full res) + a*b* --upsample, merge onto the original L*--> RGB (full res)   [merge.colorize_full_res]
 
 Only the small working copy meets the network and only chroma comes back, so the output has
 exactly the input's detail and luminance.
@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .color import colorize_full_res, gray_to_lightness
+from .color import gray_to_lightness
+from .merge import colorize_full_res, merge_device
 from .devices import is_out_of_memory, precision, release_cached_memory
 from .settings import ColorSettings
 from .tiling import Tile, blend, extract, plan_tiles
@@ -185,4 +186,5 @@ def colorize_gray(
     """Colorize one full-resolution gray scan (H, W) uint8/uint16 -> RGB (H, W, 3) of out_dtype."""
     lightness = working_lightness(gray, working_shape(*gray.shape, render_size))
     ab = predict_working_ab(predictor, lightness, color, batch_size)
-    return colorize_full_res(gray, ab, color.saturation, upsample=color.upsample, out_dtype=out_dtype, lightness_small=lightness)
+    return colorize_full_res(gray, ab, color.saturation, upsample=color.upsample, out_dtype=out_dtype, lightness_small=lightness,
+                             device=merge_device(predictor.device))

@@ -26,6 +26,7 @@ class OutputSettings:
     suffix: str = ""  # appended to the output file's stem
     bit_depth: str = "same"  # "8", "16" or "same"
     keep_times: bool = False  # copy the input's mtime to the output
+    tiff_compression: str = "lzw"  # "lzw", "deflate" (zlib level 1) or "none"; lossless, predictor 2 when compressed
 
 
 @dataclass(frozen=True)
@@ -77,4 +78,5 @@ class RunSettings:
         """The settings a resume decision compares: change any of these and files are redone."""
         out = asdict(self.output)
         out.pop("keep_times")
+        out.pop("tiff_compression")  # the same pixels either way: a file written before is not redone
         return {"color": asdict(self.color), "output": out}

@@ -13,9 +13,10 @@ then exactly the bilinear upsampling rather than a blurred one. On photos with k
 whose chroma was brought down 4-24x and back up, this was 3% (4x) to 14% (24x) closer to the
 truth than bilinear (mean absolute a*b* error), while the paper's own b did worse than bilinear.
 
-Everything is done per horizontal strip of output rows (``upsample_rows``, ``guided_rows``),
-so a 100-megapixel scan never needs a full-resolution float image. Bilinear sampling matches
-``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``.
+This module fits the coefficients at the small size (``fit_guided``) and says where each output
+pixel samples the maps (``axis_map``, matching ``torch.nn.functional.interpolate(mode="bilinear",
+align_corners=False)``); the full-resolution work happens in the merge kernels (merge.py). The
+plain float filters they are tested against live beside the tests (tests/reference.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 DEFAULT_RADIUS = 1  # window radius of the guided filter, in small-map px
 DEFAULT_EPS = 64.0  # regulariser, in L* units squared: windows with an L* spread well below 8 keep bilinear
@@ -57,53 +57,6 @@ def _as_maps(small: np.ndarray) -> np.ndarray:
     return small
 
 
-def _check_rows(H: int, W: int, y0: int, y1: int) -> None:
-    if H < 1 or W < 1:
-        raise ValueError(f"cannot upsample to {H}x{W} px")
-    if not 0 <= y0 < y1 <= H:
-        raise ValueError(f"rows {y0}:{y1} are not a non-empty range inside 0:{H}")
-
-
-def widen(small: np.ndarray, W: int) -> np.ndarray:
-    """Horizontal pass only: (h, w, C) -> (h, W, C). Cheap, because h is small."""
-    small = _as_maps(small)
-    xm = axis_map(small.shape[1], W)
-    left = small[:, xm.lo]
-    return left + (small[:, xm.hi] - left) * xm.frac[None, :, None]
-
-
-def upsample_rows(small: np.ndarray, H: int, W: int, y0: int, y1: int) -> np.ndarray:
-    """Rows y0:y1 of the bilinear upsampling of an (h, w, C) map to (H, W, C), as float32.
-
-    Only the few small rows that feed the strip are widened, so the cost and memory are
-    proportional to the strip, not the image."""
-    small = _as_maps(small)
-    _check_rows(H, W, y0, y1)
-    ym = axis_map(small.shape[0], H)
-    lo, hi, frac = ym.lo[y0:y1], ym.hi[y0:y1], ym.frac[y0:y1]
-    first, last = int(lo[0]), int(hi[-1])
-    wide = widen(small[first : last + 1], W)
-    top = wide[lo - first]
-    top += (wide[hi - first] - top) * frac[:, None, None]
-    return top
-
-
-def upsample_bilinear(ab_small: np.ndarray, H: int, W: int) -> np.ndarray:
-    """(h, w, 2) -> (H, W, 2) float32, like torch's bilinear interpolate with align_corners=False."""
-    return upsample_rows(ab_small, H, W, 0, H)
-
-
-def downsample_area(image: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(H, W) -> (h, w) float32 area average (Pillow's box filter), e.g. the guide at map size."""
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 2:
-        raise ValueError(f"expected an (H, W) image, got shape {image.shape}")
-    if (h, w) == image.shape:
-        return image.copy()
-    small = Image.fromarray(image).resize((w, h), Image.Resampling.BOX)
-    return np.asarray(small, dtype=np.float32).copy()
-
-
 def _box_mean_axis(x: np.ndarray, radius: int, axis: int) -> np.ndarray:
     """Mean over a window of 2*radius+1 along one axis, the window clipped at the borders."""
     n = x.shape[axis]
@@ -134,8 +87,8 @@ class GuidedCoefficients:
 def fit_guided(ab_small: np.ndarray, lightness_small: np.ndarray, radius: int, eps: float) -> GuidedCoefficients:
     """Fit the guided filter's linear coefficients at the small map's resolution.
 
-    ``lightness_small`` is the full-resolution L* brought down to the map's (h, w), e.g. by
-    ``downsample_area``. ``radius`` is in small-map px; ``eps`` in L* units squared: the larger,
+    ``lightness_small`` is the full-resolution L* brought down to the map's (h, w), e.g. by an
+    area average. ``radius`` is in small-map px; ``eps`` in L* units squared: the larger,
     the more a window must vary in L* before colour is tied to it."""
     p = _as_maps(ab_small).astype(np.float64)
     guide = np.asarray(lightness_small, dtype=np.float64)
@@ -153,45 +106,3 @@ def fit_guided(ab_small: np.ndarray, lightness_small: np.ndarray, radius: int, e
     a = box_mean(cov_ip / (np.maximum(var_i, 0.0) + eps), radius)
     b = p - a * g3
     return GuidedCoefficients(a.astype(np.float32), b.astype(np.float32))
-
-
-def guided_rows(coeffs: GuidedCoefficients, lightness_rows: np.ndarray, H: int, y0: int) -> np.ndarray:
-    """Rows y0:y0+len(lightness_rows) of the guided upsampling, given the full-res L* of those rows."""
-    lightness_rows = np.asarray(lightness_rows, dtype=np.float32)
-    if lightness_rows.ndim != 2:
-        raise ValueError(f"expected (rows, W) lightness, got shape {lightness_rows.shape}")
-    rows, W = lightness_rows.shape
-    channels = coeffs.a.shape[2]
-    ab = upsample_rows(np.concatenate([coeffs.a, coeffs.b], axis=2), H, W, y0, y0 + rows)
-    out = ab[..., :channels] * lightness_rows[..., None]
-    out += ab[..., channels:]
-    return out
-
-
-def upsample_guided(
-    ab_small: np.ndarray,
-    lightness_full: np.ndarray,
-    radius: int = DEFAULT_RADIUS,
-    eps: float = DEFAULT_EPS,
-    lightness_small: np.ndarray | None = None,
-    strip_rows: int = 512,
-) -> np.ndarray:
-    """(h, w, 2) a*b* guided by (H, W) L* -> (H, W, 2) float32 with colour edges following L*.
-
-    ``lightness_small`` may be given when the caller already has L* at the map's size (the
-    network's input brought to its output size); otherwise it is the area average of
-    ``lightness_full``."""
-    ab_small = _as_maps(ab_small)
-    lightness_full = np.asarray(lightness_full, dtype=np.float32)
-    if lightness_full.ndim != 2:
-        raise ValueError(f"expected (H, W) lightness, got shape {lightness_full.shape}")
-    H, W = lightness_full.shape
-    h, w = ab_small.shape[:2]
-    if lightness_small is None:
-        lightness_small = downsample_area(lightness_full, h, w)
-    coeffs = fit_guided(ab_small, lightness_small, radius, eps)
-    out = np.empty((H, W, ab_small.shape[2]), dtype=np.float32)
-    for y in range(0, H, strip_rows):
-        y1 = min(y + strip_rows, H)
-        out[y:y1] = guided_rows(coeffs, lightness_full[y:y1], H, y)
-    return out

@@ -1,7 +1,9 @@
 """TIFF writer: one file, every page, 8- or 16-bit RGB(A), each page with its own tags.
 
 Strips are LZW-compressed with the horizontal predictor by imagecodecs (LZW, unlike Deflate, is
-a compression exiftool -validate accepts in a TIFF). The IFDs are laid out by `tiff_ifd`, in
+a compression exiftool -validate accepts in a TIFF), or, as asked (`COMPRESSIONS`), deflated at
+zlib's fastest level with the predictor (slower levels barely shrink grainy scans further), or
+stored uncompressed. The IFDs are laid out by `tiff_ifd`, in
 the byte order of the input's tags, with every carried tag as stored. tifffile is not used to
 write: it always writes a resolution (1/1 "None" when given none) and cannot write the EXIF
 and GPS sub-IFDs.
@@ -13,6 +15,7 @@ and GPS IFDs; pages chained in order.
 from __future__ import annotations
 
 import struct
+import zlib
 from typing import BinaryIO
 
 import imagecodecs
@@ -24,18 +27,19 @@ from colorize_cli.metadata import ICC_TAG, IPTC_TAG, PHOTOSHOP_TAG, XMP_TAG
 from colorize_cli.tiff_ifd import BYTE, LONG, SHORT, TYPE_SIZES, UNDEFINED, Directory, Entry, pack
 
 _LZW, _RGB, _CHUNKY, _HORIZONTAL = 5, 2, 1, 2
+COMPRESSIONS = {"lzw": _LZW, "deflate": 8, "none": 1}  # name -> TIFF Compression tag value
 _STRIP_BYTES = 256 * 1024
 
 
-def encode_tiff(fp: BinaryIO, pages: list[tuple[np.ndarray, Carried]]) -> None:
-    """Write every (pixels, carried) page to `fp`, in order, as one TIFF."""
+def encode_tiff(fp: BinaryIO, pages: list[tuple[np.ndarray, Carried]], compression: str = "lzw") -> None:
+    """Write every (pixels, carried) page to `fp`, in order, as one TIFF; `compression` is a key of COMPRESSIONS."""
     order = next((c.tags.order for _, c in pages if c.tags is not None), ">")
     fp.write((b"II*\x00" if order == "<" else b"MM\x00*") + b"\x00\x00\x00\x00")
     at = 8
     layouts: list[tuple[np.ndarray, Carried, list[int], list[int], int]] = []
     for pixels, carried in pages:
         offsets, counts, rows = [], [], _rows_per_strip(pixels)
-        for strip in _strips(pixels, rows, order):
+        for strip in _strips(pixels, rows, order, compression):
             offsets.append(at)
             counts.append(len(strip))
             fp.write(strip)
@@ -46,7 +50,7 @@ def encode_tiff(fp: BinaryIO, pages: list[tuple[np.ndarray, Carried]]) -> None:
         layouts.append((pixels, carried, offsets, counts, rows))
     first_ifd = at
     for i, (pixels, carried, offsets, counts, rows) in enumerate(layouts):
-        block, next_at = tiff_ifd.directory_bytes(_page_directory(order, carried), at, _image_tags(order, pixels, offsets, counts, rows))
+        block, next_at = tiff_ifd.directory_bytes(_page_directory(order, carried), at, _image_tags(order, pixels, offsets, counts, rows, compression))
         if i + 1 < len(layouts):
             following = at + len(block) + len(block) % 2
             block = block[:next_at] + struct.pack(order + "I", following) + block[next_at + 4 :]
@@ -62,29 +66,34 @@ def _rows_per_strip(pixels: np.ndarray) -> int:
     return max(1, _STRIP_BYTES // max(1, pixels.shape[1] * pixels.shape[2] * pixels.itemsize))
 
 
-def _strips(pixels: np.ndarray, rows: int, order: str):
+def _strips(pixels: np.ndarray, rows: int, order: str, compression: str):
     dtype = np.dtype(pixels.dtype).newbyteorder(order)
     for y0 in range(0, pixels.shape[0], rows):
         block = pixels[y0 : y0 + rows]
+        if compression == "none":
+            yield block.astype(dtype, copy=False).tobytes()
+            continue
         diff = block.copy()
         diff[:, 1:] -= block[:, :-1]  # predictor 2: wraps, as the reader's running sum does
-        yield imagecodecs.lzw_encode(diff.astype(dtype, copy=False).tobytes())
+        data = diff.astype(dtype, copy=False).tobytes()
+        yield imagecodecs.lzw_encode(data) if compression == "lzw" else zlib.compress(data, 1)
 
 
-def _image_tags(order: str, pixels: np.ndarray, offsets: list[int], counts: list[int], rows: int) -> dict[int, Entry]:
+def _image_tags(order: str, pixels: np.ndarray, offsets: list[int], counts: list[int], rows: int,
+                compression: str) -> dict[int, Entry]:
     h, w, channels = pixels.shape
     tags = {
         256: pack(order, LONG, w),
         257: pack(order, LONG, h),
         258: pack(order, SHORT, [8 * pixels.itemsize] * channels),
-        259: pack(order, SHORT, _LZW),
+        259: pack(order, SHORT, COMPRESSIONS[compression]),
         262: pack(order, SHORT, _RGB),
         273: pack(order, LONG, offsets),
         277: pack(order, SHORT, channels),
         278: pack(order, LONG, rows),
         279: pack(order, LONG, counts),
         284: pack(order, SHORT, _CHUNKY),
-        317: pack(order, SHORT, _HORIZONTAL),
+        317: pack(order, SHORT, _HORIZONTAL if compression != "none" else 1),
     }
     if channels == 4:
         tags[338] = pack(order, SHORT, [2])  # unassociated alpha

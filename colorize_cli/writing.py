@@ -69,9 +69,11 @@ def write_image(
     *,
     model_name: str = "",
     origin: Provenance | None = None,
+    tiff_compression: str = "lzw",
 ) -> list[str]:
     """Write one image as `fmt`, atomically; returns notes for the manifest."""
-    return write_pages(path, [Page(rgb, alpha, meta)], fmt, quality, keep_times_from, model_name=model_name, origin=origin)[0]
+    return write_pages(path, [Page(rgb, alpha, meta)], fmt, quality, keep_times_from, model_name=model_name, origin=origin,
+                       tiff_compression=tiff_compression)[0]
 
 
 def write_pages(
@@ -83,13 +85,17 @@ def write_pages(
     *,
     model_name: str = "",
     origin: Provenance | None = None,
+    tiff_compression: str = "lzw",
 ) -> tuple[list[str], list[Path]]:
     """Write every page as `fmt`, atomically; returns notes for the manifest and the files
     written (one for TIFF, one a page otherwise). A failing page fails the whole call, with a
-    reason naming the page, and leaves none of its files behind."""
+    reason naming the page, and leaves none of its files behind. `tiff_compression`: lzw,
+    deflate or none (TIFF only)."""
     fmt = _SPELLINGS.get(fmt.upper(), fmt.upper())
     if fmt not in WRITE_FORMATS:
         raise WriteError(f"unsupported output format {fmt}", Kind.UNSUPPORTED)
+    if tiff_compression not in write_tiff.COMPRESSIONS:
+        raise WriteError(f"unknown TIFF compression {tiff_compression!r}: use {', '.join(write_tiff.COMPRESSIONS)}", Kind.UNSUPPORTED)
     origin = origin or Provenance(model_name=model_name)
     many = len(pages) > 1
     notes: list[str] = []
@@ -105,7 +111,7 @@ def write_pages(
     times = _times(keep_times_from, notes)
     path = Path(path)
     if fmt == "TIFF":
-        _atomic_write(path, lambda fp: write_tiff.encode_tiff(fp, prepared), times)
+        _atomic_write(path, lambda fp: write_tiff.encode_tiff(fp, prepared, tiff_compression), times)
         return _unique(notes), [path]
     written: list[Path] = []
     for i, (pixels, carried) in enumerate(prepared):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorize_cli.bench import BenchError, BenchSettings, bench_main, make_scans, out_dtype, run_bench
+from colorize_cli.bench import BenchError, BenchSettings, bench_main, make_scans, out_dtype, run_bench, summary_lines, time_shares
 from colorize_cli.engine import _out_dtype, default_engine_settings
 from colorize_cli.settings import ColorSettings, RuntimeSettings
 
@@ -118,3 +118,36 @@ def test_bench_main_prints_json_with_each_phase_s_own_peak_memory(tmp_path: Path
     assert "I/O floor" in capsys.readouterr().out
     assert bench_main(scans=tmp_path / "nowhere") == 2
     assert "colorize bench: error:" in capsys.readouterr().err
+
+
+def test_run_lengths_give_colorize_dir_s_steady_state_and_whole_run_ratios(tmp_path: Path, random_weights: Path, capsys) -> None:
+    """colorize-dir itself runs on the first 1 and the first 3 scans, beside the one-thread floor of
+    the same files; its per-scan cost is the difference over the 2 extra scans, the floor's its
+    time on the 3 scans over 3."""
+    scans = make_scans(tmp_path / "scans", 3, megapixels=0.05, seed=2)
+    settings = BenchSettings(weights=random_weights, color=ColorSettings(render_size=64), runtime=RuntimeSettings(device="cpu"))
+    r = run_bench(scans, settings, phases=(), isolate=False, lengths=(3, 1))
+    st = r["steady_state"]
+    assert st["lengths"] == [1, 3]
+    cli, floor = st["cli_seconds"], st["floor_seconds"]
+    assert st["per_scan_s"] == pytest.approx((cli["3"] - cli["1"]) / 2, abs=2e-3)
+    assert st["floor_per_scan_s"] == pytest.approx(floor["3"] / 3, abs=2e-3)
+    assert st["steady_ratio"] == pytest.approx(st["per_scan_s"] / st["floor_per_scan_s"], rel=0.01, abs=2e-3)
+    assert st["whole_run_ratio"] == pytest.approx(cli["3"] / floor["3"], rel=0.01)
+    assert cli["1"] > 1.0 and cli["3"] > floor["3"]  # the whole command: interpreter, imports, model load
+    assert st["start_up_s"] > 0.5
+    assert st["cli_cpu_seconds"]["3"] > st["floor_cpu_seconds"]["3"]
+
+    lines = summary_lines(r)
+    assert any(line.startswith("colorize-dir steady state:") and f"{st['steady_ratio']:.2f}x" in line for line in lines)
+    assert any(line.startswith("colorize-dir whole run of 3 scans:") for line in lines)
+
+    with pytest.raises(BenchError, match=r"run lengths must be two different counts between 1 and the 3 scans, got \[1, 4\]"):
+        run_bench(scans, settings, phases=(), isolate=False, lengths=(1, 4))
+
+
+def test_time_shares_add_up_and_leave_out_the_merge_not_used() -> None:
+    stages = {"steps": {"decode (read_scan)": 2.0, "working L* (resize)": 1.0, "network (batch of 1)": 3.0,
+                        "merge (guided)": 2.0, "merge (bilinear, not used)": 50.0, "encode + write": 1.5,
+                        "sha256 input + output": 0.5}}
+    assert time_shares(stages) == {"decode": 0.3, "network": 0.3, "merge": 0.2, "encode": 0.2}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
 import zipfile
@@ -50,6 +51,12 @@ def test_a_non_editable_install_colorizes_the_samples(wheel: Path, tmp_path: Pat
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     py = venv / "bin" / "python"
+    # --system-site-packages reaches the base interpreter's packages, not those of a virtual
+    # environment the tests run in: a .pth file adds this interpreter's (dependencies only; the
+    # package itself is installed from the wheel and shadows any editable install's path hook)
+    venv_site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    Path(venv_site, "zz-test-deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     inst = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], capture_output=True, text=True)
     assert inst.returncode == 0, inst.stderr
     where = subprocess.run([str(py), "-c", "from colorize_cli.models.paths import DEFAULT_WEIGHTS as w; print(w)"],

