@@ -87,7 +87,12 @@ def run(
 ) -> RunResult:
     """Colorize a folder tree as planned; resumes from the manifest by default. Holds the output
     folder's lock for the whole run, so a second run on the same folder is refused (shards K/N of
-    one N may share it). ``stop`` carries the caller's signal policy (interrupts.StopFlag)."""
+    one N may share it). ``stop`` carries the caller's signal policy (interrupts.StopFlag). With
+    settings.engine "ray" the files go to a Ray cluster's workers (`model` is not used)."""
+    if settings.engine == "ray":
+        from .ray_engine import run_ray  # noqa: PLC0415
+
+        return run_ray(settings, on_file, argv, stop, on_plan)
     model = model or load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
     ref = ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), model.info.name, model.info.sha256)
     check_out_root(settings.input_root, settings.out_root, settings.exclude)  # before anything is created

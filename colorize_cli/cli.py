@@ -278,6 +278,12 @@ def colorize_dir(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output.", rich_help_panel=_RUNS),
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout.", rich_help_panel=_RUNS),
     version: bool = _VERSION,
+    engine: str = typer.Option("local", help="local (this machine) | ray (a Ray cluster; pip install \"colorize-cli[ray]\")."),
+    ray_address: Optional[str] = typer.Option(None, help="--engine ray: 'auto' or host:port joins a running cluster (default: start a local one)."),
+    workers: Optional[str] = typer.Option(None, help="--engine ray: N workers, or N-M to grow with an autoscaling cluster (default: as many as fit)."),
+    cpus_per_worker: float = typer.Option(1.0, help="--engine ray: CPUs each worker reserves (also its torch threads)."),
+    gpus_per_worker: float = typer.Option(0.0, help="--engine ray: GPUs each worker reserves; fractions share a GPU (0.25: four per GPU)."),
+    max_retries: int = typer.Option(2, help="--engine ray: retries of a file whose worker died while processing it."),
 ) -> None:
     """Colorize every scan under INPUT_ROOT into --out, mirroring the folder tree.
 
@@ -304,6 +310,7 @@ def colorize_dir(
         usage(f"--bit-depth 16 needs PNG, TIFF or JPEG 2000 output: {fmt} holds 8 bits a channel")
     if tile_overlap * 2 >= tile_size:
         usage(f"--tile-overlap {tile_overlap} must be less than half of --tile-size {tile_size}")
+    ray_settings = _ray_settings(engine, ray_address, workers, cpus_per_worker, gpus_per_worker, max_retries, usage)
     try:
         settings = RunSettings(
             input_root=input_root, out_root=out, weights=weights, include=tuple(include), exclude=tuple(exclude),
@@ -314,6 +321,7 @@ def colorize_dir(
             runtime=RuntimeSettings(device=device, batch_size=batch_size, fp32=fp32, max_pixels=max_pixels),
             manifest=manifest, overwrite=overwrite, retry_failed=retry_failed,
             shard=parse_shard(shard) if shard else None, dry_run=dry_run, report=report, quiet=quiet,
+            engine=engine, ray=ray_settings,
         )
         if dry_run:
             _dry_run(settings, json_out)
@@ -338,6 +346,27 @@ def colorize_dir(
         typer.echo(f"colorize-dir: interrupted ({name}) {what}", err=True)
         raise typer.Exit(130) from None
     raise typer.Exit(code)
+
+
+def _ray_settings(engine: str, address: Optional[str], workers: Optional[str], cpus: float, gpus: float, retries: int, usage) -> object:
+    """The --engine ray options, checked; each is refused with the local engine, where it would do nothing."""
+    from .ray_engine import parse_workers  # noqa: PLC0415
+    from .settings import RaySettings  # noqa: PLC0415
+
+    if engine not in ("local", "ray"):
+        usage(f"--engine must be local or ray, not {engine!r}")
+    given = [name for name, value, default in (("--ray-address", address, None), ("--workers", workers, None),
+                                                ("--cpus-per-worker", cpus, 1.0), ("--gpus-per-worker", gpus, 0.0),
+                                                ("--max-retries", retries, 2)) if value != default]
+    if engine == "local" and given:
+        usage(f"{', '.join(given)} only apply with --engine ray")
+    if cpus <= 0 or gpus < 0 or retries < 0:
+        usage("--cpus-per-worker must be above 0, --gpus-per-worker and --max-retries 0 or more")
+    try:
+        span = parse_workers(workers) if workers else None
+    except ValueError as e:
+        usage(str(e))
+    return RaySettings(address=address, workers=span, cpus_per_worker=cpus, gpus_per_worker=gpus, max_retries=retries)
 
 
 def _dry_run(settings: object, json_out: bool) -> None:

@@ -212,6 +212,25 @@ class Engine:
         )
         return FileRecord(**fields, **extra)  # type: ignore[arg-type]
 
+    # -- one file, start to end -------------------------------------------------------------------
+    def process_file(self, job: Job, why: str, plan: Plan, run_id: str, render: int) -> FileRecord:
+        """One file through the same stages `run` overlaps across files (read, network, finish),
+        with the same failure records: for callers that hand out one file at a time (Ray workers)."""
+        item = self._read(job, why, render, plan.settings.runtime.max_pixels)
+        try:
+            if item.error is not None:
+                return self._failed(item, plan, run_id)
+            ab = self._predict([item], plan.settings)[0]
+            if isinstance(ab, Exception):
+                return self._failed(item, plan, run_id, ab)
+            try:
+                return self._finish(item, ab, plan, run_id)
+            except Exception as err:  # noqa: BLE001 - a bad file fails alone
+                return self._failed(item, plan, run_id, err)
+        finally:
+            item.scan = item.lightness = None
+            item.more_lightness = []
+
     # -- the run ---------------------------------------------------------------------------------
     def _failed(self, item: _Loaded, plan: Plan, run_id: str, err: BaseException | None = None) -> FileRecord:
         """The record of a file that failed, from an error or from the item's own failure."""
@@ -230,14 +249,7 @@ class Engine:
         result.stale_temps = remove_stale_temps((job.output for job, _ in plan.todo + plan.skip),
                                                 keep_owners=live_owners(s.out_root))
         with ManifestWriter(plan.manifest) as manifest:
-            manifest.write(run_header(run_id, plan.model.name, plan.model.sha256,
-                                      {**s.output_affecting(), "render_size_used": render}, argv))
-            for sk in plan.not_images:
-                rec = FileRecord(input=sk.rel.as_posix(), status="skipped", reason=sk.reason, run_id=run_id)
-                manifest.write(rec)
-            for job, why in plan.skip:
-                if why != "already done":  # a done file's record already stands
-                    manifest.write(FileRecord(input=job.rel.as_posix(), status="skipped", reason=why, run_id=run_id))
+            write_run_start(manifest, plan, run_id, render, argv)
 
             tally = threading.Lock()
 
@@ -380,6 +392,17 @@ class Engine:
                 kind, reason = describe_failure(failed[1])
                 out.append(FileFailure(reason if n == 1 else f"page {failed[0] + 1} of {n}: {reason}", kind))
         return out
+
+
+def write_run_start(manifest: ManifestWriter, plan: Plan, run_id: str, render: int, argv: list[str]) -> None:
+    """The run's header and its skipped files' records: the same for every engine."""
+    manifest.write(run_header(run_id, plan.model.name, plan.model.sha256,
+                              {**plan.settings.output_affecting(), "render_size_used": render}, argv))
+    for sk in plan.not_images:
+        manifest.write(FileRecord(input=sk.rel.as_posix(), status="skipped", reason=sk.reason, run_id=run_id))
+    for job, why in plan.skip:
+        if why != "already done":  # a done file's record already stands
+            manifest.write(FileRecord(input=job.rel.as_posix(), status="skipped", reason=why, run_id=run_id))
 
 
 def remove_stale_temps(outputs: Iterable[Path], keep_owners: Collection[str] = ()) -> int:

@@ -40,6 +40,17 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
+class RaySettings:
+    """Where and how `--engine ray` runs. Nothing here may change output pixels."""
+
+    address: str | None = None  # None: start a local cluster; "auto" or host:port: join a running one
+    workers: tuple[int, int] | None = None  # (least, most) workers; None: as many as the cluster fits
+    cpus_per_worker: float = 1.0  # also the worker's torch threads (rounded, at least 1)
+    gpus_per_worker: float = 0.0  # fractions let several workers share one GPU
+    max_retries: int = 2  # times a file is retried after its worker died while processing it
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Everything one `colorize-dir` run needs."""
 
@@ -60,6 +71,8 @@ class RunSettings:
     dry_run: bool = False
     report: bool = False
     quiet: bool = False
+    engine: str = "local"  # "local" (this machine) or "ray" (a Ray cluster, see ray_engine)
+    ray: RaySettings = field(default_factory=RaySettings)
 
     def output_affecting(self) -> dict:
         """The settings a resume decision compares: change any of these and files are redone."""

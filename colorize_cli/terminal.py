@@ -21,6 +21,7 @@ from .manifest import FileRecord, LockedError, merge_manifests
 from .models.weights import WeightsError
 from .plan import Plan
 from .progress import RunDisplay, summary_table
+from .ray_engine import RayEngineError
 from .settings import RunSettings
 
 
@@ -45,11 +46,13 @@ def summarise(result: RunResult, plan: Plan | None) -> dict:
 def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] = (), stop: StopFlag | None = None) -> int:
     """Returns the process exit code: 0 all done, 1 some failed or the disk is full, 2 could not
     start, 130 interrupted. ``stop`` is the CLI's signal policy (interrupts.py), if it set one."""
-    try:
-        model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
-    except (WeightsError, DeviceError) as e:
-        typer.echo(f"colorize-dir: error: {e}", err=True)
-        return 2
+    model = None
+    if settings.engine == "local":  # with --engine ray, each worker loads the model on its own node
+        try:
+            model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
+        except (WeightsError, DeviceError) as e:
+            typer.echo(f"colorize-dir: error: {e}", err=True)
+            return 2
     mode = "quiet" if settings.quiet else ("bar" if sys.stderr.isatty() else "lines")
     holder: dict[str, object] = {}
 
@@ -62,8 +65,14 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
         if isinstance(display, RunDisplay):
             display.file(rec)
 
+    lost = None
     try:
         result = run(settings, model, on_file=on_file, argv=argv, on_plan=on_plan, stop=stop)
+    except RayEngineError as e:
+        if e.result is None:
+            typer.echo(f"colorize-dir: error: {e}", err=True)
+            return 2
+        result, lost = e.result, str(e)
     except LockedError as e:
         typer.echo(f"colorize-dir: error: {e}", err=True)
         return 2
@@ -93,6 +102,9 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
             err.print("[red]disk full:[/red] stopped starting new files; what is done is kept. Free space and rerun.")
         if result.failures:
             err.print(f"{len(result.failures)} file(s) failed; reasons are in {summary['manifest']}")
+    if lost:  # the cluster went away: what was done is recorded; a rerun does the rest
+        typer.echo(f"colorize-dir: {lost}; {max(result.left, 0)} file(s) not started; rerun the same command to finish them", err=True)
+        return max(result.exit_code, 1)
     return result.exit_code
 
 
