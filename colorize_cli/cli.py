@@ -278,12 +278,12 @@ def colorize_dir(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output.", rich_help_panel=_RUNS),
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout.", rich_help_panel=_RUNS),
     version: bool = _VERSION,
-    engine: str = typer.Option("local", help="local (this machine) | ray (a Ray cluster; pip install \"colorize-cli[ray]\")."),
-    ray_address: Optional[str] = typer.Option(None, help="--engine ray: 'auto' or host:port joins a running cluster (default: start a local one)."),
-    workers: Optional[str] = typer.Option(None, help="--engine ray: N workers, or N-M to grow with an autoscaling cluster (default: as many as fit)."),
-    cpus_per_worker: float = typer.Option(1.0, help="--engine ray: CPUs each worker reserves (also its torch threads)."),
-    gpus_per_worker: float = typer.Option(0.0, help="--engine ray: GPUs each worker reserves; fractions share a GPU (0.25: four per GPU)."),
-    max_retries: int = typer.Option(2, help="--engine ray: retries of a file whose worker died while processing it."),
+    engine: str = typer.Option("local", help="local (this machine) | ray (a Ray cluster; pip install \"colorize-cli[ray]\").", rich_help_panel=_SPEED),
+    ray_address: Optional[str] = typer.Option(None, help="--engine ray: 'auto' or host:port joins a running cluster (default: start a local one).", rich_help_panel=_SPEED),
+    workers: Optional[str] = typer.Option(None, help="--engine ray: N workers, or N-M to grow with an autoscaling cluster (default: as many as fit).", rich_help_panel=_SPEED),
+    cpus_per_worker: float = typer.Option(1.0, help="--engine ray: CPUs each worker reserves (also its torch threads).", rich_help_panel=_SPEED),
+    gpus_per_worker: float = typer.Option(0.0, help="--engine ray: GPUs each worker reserves; fractions share a GPU (0.25: four per GPU).", rich_help_panel=_SPEED),
+    max_retries: int = typer.Option(2, help="--engine ray: retries of a file whose worker died while processing it.", rich_help_panel=_SPEED),
 ) -> None:
     """Colorize every scan under INPUT_ROOT into --out, mirroring the folder tree.
 

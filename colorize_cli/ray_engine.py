@@ -154,7 +154,7 @@ class ColorizeWorker:
         self.plan = Plan(settings, ref, Path(manifest), settings_key(settings.output_affecting(), ref.sha256))
         thumbs = None
         if settings.report:
-            from .report import ThumbnailWriter  # noqa: PLC0415
+            from .thumbnails import ThumbnailWriter  # noqa: PLC0415
 
             thumbs = ThumbnailWriter(settings.out_root)
         es = default_engine_settings(settings.runtime.batch_size, model.device)
@@ -481,7 +481,7 @@ def run_ray(settings: RunSettings, on_file: Callable[[FileRecord], None] = lambd
         if settings.report:
             from .report import write_report  # noqa: PLC0415
 
-            write_report(settings.out_root, plan.manifest)
+            write_report(settings.out_root, plan.manifest, input_root=settings.input_root)
         if driver.lost:
             raise RayEngineError(f"stopped: {driver.lost}", result)
         return result
