@@ -31,9 +31,9 @@ import torch
 from .discover import Job
 from .failures import FileFailure, Kind
 from .formats import SIXTEEN_BIT
-from .imaging import ImageError, Page, Scan, WriteError, write_pages
+from .imaging import Page, Scan, WriteError, write_pages
 from .provenance import Provenance
-from .reading import decode_scan
+from .reading import decode_scan, input_error
 from .inference import Predictor, predict_scans, working_lightness, working_shape
 from .fsutil import InputBytes, owner_tag, read_input, sha256_file, temp_owner, temp_target
 from .interrupts import StopFlag, handle_signals
@@ -263,22 +263,7 @@ class Engine:
                     self._tally(result, rec, stop)
                 self.on_file(rec)
 
-            with handle_signals(stop):
-                stop.phase = "running"
-                try:
-                    result.left = self._pipeline(plan, run_id, render, stop, emit)
-                except KeyboardInterrupt as err:  # a second signal: the count of files left is unknown
-                    stop.set(getattr(err, "signal", "SIGINT"))
-                    result.left = -1
-                # Interrupted means work was left undone: a signal that came after the last file
-                # had started changes nothing about what this run did.
-                result.interrupted = stop.by_signal and result.left != 0
-                result.seconds = time.perf_counter() - t0
-                try:
-                    manifest.write(end_record(run_id, result.counts, result.interrupted))
-                except OSError as err:
-                    self._manifest_failed(result, err, stop)
-                stop.phase = "finished"
+            run_phase(lambda: self._pipeline(plan, run_id, render, stop, emit), result, stop, manifest, run_id, t0)
         return result
 
     @staticmethod
@@ -405,6 +390,29 @@ def write_run_start(manifest: ManifestWriter, plan: Plan, run_id: str, render: i
             manifest.write(FileRecord(input=job.rel.as_posix(), status="skipped", reason=why, run_id=run_id))
 
 
+def run_phase(work: Callable[[], int], result: RunResult, stop: StopFlag, manifest: ManifestWriter,
+              run_id: str, t0: float) -> None:
+    """The running phase both engines share: `work` processes the plan and returns how many
+    files it left, under the signal rules of interrupts.py; then the run's end record. A second
+    signal (KeyboardInterrupt) stops at once, with the count of files left unknown (-1)."""
+    with handle_signals(stop):
+        stop.phase = "running"
+        try:
+            result.left = work()
+        except KeyboardInterrupt as err:
+            stop.set(getattr(err, "signal", "SIGINT"))
+            result.left = -1
+        # Interrupted means work was left undone: a signal that came after the last file
+        # had started changes nothing about what this run did.
+        result.interrupted = stop.by_signal and result.left != 0
+        result.seconds = time.perf_counter() - t0
+        try:
+            manifest.write(end_record(run_id, result.counts, result.interrupted))
+        except OSError as err:
+            Engine._manifest_failed(result, err, stop)
+        stop.phase = "finished"
+
+
 def remove_stale_temps(outputs: Iterable[Path], keep_owners: Collection[str] = ()) -> int:
     """Delete the temp files a killed run (kill -9, power cut) left beside these outputs; returns
     how many. A temp file is removed only when its owner is provably gone: not this process and
@@ -441,14 +449,8 @@ def _read_input(path: Path) -> InputBytes:
         except FileFailure as err:
             if err.kind is not Kind.INPUT_CHANGED or attempt == 2:
                 raise
-        except FileNotFoundError:
-            raise ImageError("file vanished", Kind.VANISHED) from None
-        except PermissionError:
-            raise ImageError("permission denied", Kind.UNREADABLE) from None
-        except IsADirectoryError:
-            raise ImageError("is a directory", Kind.UNSUPPORTED) from None
         except OSError as err:
-            raise ImageError(f"read error: {err.strerror or err}", Kind.UNREADABLE) from None
+            raise input_error(err, "read error") from None
     raise AssertionError("unreachable")
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from .discover import Job, check_out_root
 from .failures import Kind
-from .manifest import FileRecord, ManifestWriter, ResumeIndex, RunLock, end_record, new_run_id, read_manifest, settings_key
+from .manifest import FileRecord, ManifestWriter, ResumeIndex, RunLock, new_run_id, read_manifest, settings_key
 from .models.paths import DEFAULT_WEIGHTS
 from .plan import ModelRef, Plan, plan_run
 from .settings import RaySettings, RunSettings
@@ -422,8 +422,8 @@ def run_ray(settings: RunSettings, on_file: Callable[[FileRecord], None] = lambd
             stop: Any = None, on_plan: Callable[[Plan], None] = lambda plan: None) -> Any:
     """What `api.run` does, on a Ray cluster: same lock, plan, resume rules, manifest and result.
     Raises RayEngineError when the cluster cannot be used."""
-    from .engine import Engine, RunResult, remove_stale_temps, write_run_start  # noqa: PLC0415
-    from .interrupts import StopFlag, handle_signals  # noqa: PLC0415
+    from .engine import Engine, RunResult, remove_stale_temps, run_phase, write_run_start  # noqa: PLC0415
+    from .interrupts import StopFlag  # noqa: PLC0415
     from .manifest import live_owners, manifest_path  # noqa: PLC0415
 
     ray = import_ray()
@@ -458,20 +458,8 @@ def run_ray(settings: RunSettings, on_file: Callable[[FileRecord], None] = lambd
                     Engine._tally(result, rec, stop)
                     on_file(rec)
 
-                with handle_signals(stop):  # the local engine's signal rules (interrupts.py)
-                    stop.phase = "running"
-                    try:
-                        result.left = driver.run(iter(plan.todo), emit, stop, run_id, plan)
-                    except KeyboardInterrupt as err:  # a second signal: stop now; receipts keep what workers finish
-                        stop.set(getattr(err, "signal", "SIGINT"))
-                        result.left = -1
-                    result.interrupted = stop.by_signal and result.left != 0
-                    result.seconds = time.perf_counter() - t0
-                    try:
-                        writer.write(end_record(run_id, result.counts, result.interrupted))
-                    except OSError as err:
-                        Engine._manifest_failed(result, err, stop)
-                    stop.phase = "finished"
+                # The local engine's signal rules; after a second signal, receipts keep what workers finish.
+                run_phase(lambda: driver.run(iter(plan.todo), emit, stop, run_id, plan), result, stop, writer, run_id, t0)
         finally:
             driver.close()
             ray.shutdown()

@@ -60,16 +60,23 @@ def read_scan(path: str | os.PathLike, max_pixels: int | None = 250_000_000) -> 
     path = Path(path)
     try:
         fp = open(path, "rb")
-    except FileNotFoundError:
-        raise ImageError("file vanished", Kind.VANISHED) from None
-    except PermissionError:
-        raise ImageError("permission denied", Kind.UNREADABLE) from None
-    except IsADirectoryError:
-        raise ImageError("is a directory", Kind.UNSUPPORTED) from None
     except OSError as err:
-        raise ImageError(f"cannot open: {one_line(err.strerror or err)}", Kind.UNREADABLE) from None
+        raise input_error(err, "cannot open") from None
     with fp:
         return decode_scan(fp, path.name, os.fstat(fp.fileno()).st_size, max_pixels)
+
+
+def input_error(err: OSError, doing: str) -> ImageError:
+    """The failure of an input file the OS would not give us: one deleted, locked or replaced by
+    a folder since discovery fails alone, in words a person understands. `doing` names the
+    step ("cannot open", "read error") for any other OS error."""
+    if isinstance(err, FileNotFoundError):
+        return ImageError("file vanished", Kind.VANISHED)
+    if isinstance(err, PermissionError):
+        return ImageError("permission denied", Kind.UNREADABLE)
+    if isinstance(err, IsADirectoryError):
+        return ImageError("is a directory", Kind.UNSUPPORTED)
+    return ImageError(f"{doing}: {one_line(err.strerror or err)}", Kind.UNREADABLE)
 
 
 def decode_scan(fp: BinaryIO, name: str, size: int, max_pixels: int | None = 250_000_000) -> Scan:
