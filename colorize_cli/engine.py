@@ -242,7 +242,7 @@ class Engine:
         stop = StopFlag() if stop is None else stop  # a StopFlag is falsy until set
         result = RunResult()
         result.counts["skipped"] = len(plan.skip) + len(plan.not_images)
-        render = s.color.render_size or int(getattr(self.predictor.model, "default_render_size", 256))
+        render = s.color.render_size or self.predictor.model.default_render_size
         run_id = new_run_id()
         t0 = time.perf_counter()
         plan.manifest.parent.mkdir(parents=True, exist_ok=True)
