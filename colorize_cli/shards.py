@@ -16,11 +16,11 @@ _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
 
 def check_shard(k: int, n: int) -> tuple[int, int]:
-    """``(K, N)`` back when 1 <= K <= N, else a UsageError that says which part is wrong."""
-    if n < 1:
-        raise UsageError(f"shard {k}/{n} is out of range: N must be at least 1")
+    """``(K, N)`` back when 1 <= K <= N, else a UsageError that gives the rule, the pair and which
+    part is wrong. The one check of a shard, for --shard and for the manifest's file names alike."""
     if not 1 <= k <= n:
-        raise UsageError(f"shard {k}/{n} is out of range: K must be between 1 and {n}")
+        part = "N must be at least 1" if n < 1 else f"K must be between 1 and {n}"
+        raise UsageError(f"shard out of range: 1 <= K <= N, got {k}-of-{n}: {part}")
     return k, n
 
 

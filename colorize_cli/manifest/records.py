@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from colorize_cli import __version__
 from colorize_cli.failures import Kind, kind_of_legacy_reason
+from colorize_cli.shards import check_shard
 
 Status = Literal["done", "failed", "skipped"]
 STATUSES: tuple[str, ...] = ("done", "failed", "skipped")
@@ -163,9 +164,7 @@ def shard_tag(shard: tuple[int, int] | None) -> str:
     """``""`` or ``".K-of-N"``: how a shard's manifest and lock file names differ."""
     if shard is None:
         return ""
-    k, n = shard
-    if not (1 <= k <= n):
-        raise ValueError(f"shard must be K-of-N with 1 <= K <= N, got {k}-of-{n}")
+    k, n = check_shard(*shard)
     return f".{k}-of-{n}"
 
 
