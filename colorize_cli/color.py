@@ -26,8 +26,8 @@ XYZ_TO_RGB = np.linalg.inv(RGB_TO_XYZ)
 WHITE_D65 = RGB_TO_XYZ.sum(axis=1)  # XYZ of RGB (1, 1, 1), so white maps back to white exactly
 LUMA = RGB_TO_XYZ[1]  # Y weights of linear R, G, B
 
-_EPS = 216.0 / 24389.0
-_KAPPA = 24389.0 / 27.0
+EPSILON = 216.0 / 24389.0  # CIE: below this Y/Yn the Lab curve is linear, not a cube root
+KAPPA = 24389.0 / 27.0  # CIE: on that linear part, L* = KAPPA * Y/Yn
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -45,11 +45,11 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
 
 
 def _f(t: np.ndarray) -> np.ndarray:
-    return np.where(t > _EPS, np.cbrt(t), (_KAPPA * t + 16.0) / 116.0)
+    return np.where(t > EPSILON, np.cbrt(t), (KAPPA * t + 16.0) / 116.0)
 
 
 def _f_inv(t: np.ndarray) -> np.ndarray:
-    return np.where(t**3 > _EPS, t**3, (116.0 * t - 16.0) / _KAPPA)
+    return np.where(t**3 > EPSILON, t**3, (116.0 * t - 16.0) / KAPPA)
 
 
 def luminance_to_lightness(y: np.ndarray) -> np.ndarray:
