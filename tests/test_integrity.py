@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -32,7 +31,6 @@ from colorize_cli.imaging import ImageError, read_scan
 from colorize_cli.manifest import (
     FileRecord,
     LockedError,
-    ManifestWriter,
     ResumeIndex,
     RunLock,
     live_owners,
