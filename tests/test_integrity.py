@@ -247,7 +247,7 @@ def test_a_damaged_manifest_never_stops_a_run(tmp_path: Path, random_weights: Pa
 
 DRIVER = """
 import dataclasses, json, os, signal, sys, time
-from colorize_cli import api, commands
+from colorize_cli import api, terminal as commands
 from colorize_cli.cli import main
 real = api.default_engine_settings
 api.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
