@@ -169,7 +169,7 @@ def calibrate(
     render_size: int = typer.Option(0, help="Long side the network sees (0: the model's default)."),
     min_ratio: float = typer.Option(0.75, help="Least colourfulness, as a fraction of the truth's."),
 ) -> None:
-    """Choose ChromaNet's decoding (mix of regression and bins, temperature) on held-out photos."""
+    """Choose ChromaNet's decoding (mix of regression and bins, temperature, chroma gain) on held-out photos."""
     import json  # noqa: PLC0415
 
     from .training.calibrate import calibrate_weights  # noqa: PLC0415
@@ -177,7 +177,7 @@ def calibrate(
 
     done = calibrate_weights(weights, load_truth(photos_in(photos)), out, render_size, min_ratio, source=str(photos))
     for c in done.table:
-        typer.echo(f"mix {c.mix:.2f}  T {c.temperature:.2f}  PSNR {c.psnr:.3f}  dE00 {c.ciede2000:.3f}  ratio {c.colourfulness_ratio:.3f}")
+        typer.echo(f"mix {c.mix:.2f}  T {c.temperature:.2f}  gain {c.gain:.2f}  PSNR {c.psnr:.3f}  dE00 {c.ciede2000:.3f}  ratio {c.colourfulness_ratio:.3f}")
     typer.echo(json.dumps({"chosen": done.meta["calibration"], "weights": str(out), "sha256": done.sha256}, indent=1))
 
 

@@ -15,7 +15,7 @@ from colorize_cli.api import from_module
 from colorize_cli.models import build
 from colorize_cli.models.weights import load_model, save_weights
 from colorize_cli.settings import ColorSettings
-from colorize_cli.training.calibrate import MIXES, TEMPERATURES, calibrate, calibrate_weights
+from colorize_cli.training.calibrate import GAINS, MIXES, TEMPERATURES, calibrate, calibrate_weights
 from colorize_cli.training.evaluate import evaluate, load_truth
 
 
@@ -46,7 +46,7 @@ def test_calibrate_weights_chooses_by_the_rule_and_writes_what_it_scored(tmp_pat
 
     done = calibrate_weights(start, photos, out, render_size=64, min_ratio=0.1, source="two photos")
 
-    assert len(done.table) == 1 + (len(MIXES) - 1) * len(TEMPERATURES)
+    assert len(done.table) == (1 + (len(MIXES) - 1) * len(TEMPERATURES)) * len(GAINS)
     vivid = [c for c in done.table if c.colourfulness_ratio >= 0.1]
     expected = max(vivid, key=lambda c: c.psnr) if vivid else max(done.table, key=lambda c: c.colourfulness_ratio)
     assert done.chosen == expected
@@ -55,6 +55,7 @@ def test_calibrate_weights_chooses_by_the_rule_and_writes_what_it_scored(tmp_pat
     assert done.sha256 == digest and out.with_name(out.name + ".sha256").read_text().split()[0] == digest
     model, info = load_model(out)
     assert float(model.mix) == pytest.approx(done.chosen.mix) and float(model.temperature) == pytest.approx(done.chosen.temperature, rel=1e-3)
+    assert float(model.gain) == pytest.approx(done.chosen.gain, rel=1e-3)
     cal = info.meta["calibration"]
     assert (cal["mix"], cal["photos"], cal["render_size"], cal["min_ratio"]) == (done.chosen.mix, "two photos", 64, 0.1)
     assert info.meta["train"] == {"steps": 1}  # the training record is kept
@@ -80,5 +81,31 @@ def test_the_network_runs_once_per_photo_however_many_decodings(photos: list) ->
     calls = []
     model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
     best, table = calibrate(model, photos, 64)
-    assert len(table) == 13 and best in table
+    assert len(table) == 13 * len(GAINS) and best in table
     assert len(calls) == len(photos)
+
+
+def test_the_gain_scales_the_decoded_chroma_and_old_files_load_with_gain_1(tmp_path: Path, random_weights: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    model, _ = load_model(random_weights)
+    x = torch.linspace(0, 100, 64 * 64).view(1, 1, 64, 64)
+    with torch.no_grad():
+        base = model.predict_ab(x)
+        model.gain.fill_(1.3)
+        assert torch.allclose(model.predict_ab(x), base * 1.3, atol=1e-4)
+    # A file written before the gain existed (as chromanet-v1 was) loads and decodes as before.
+    state = load_file(str(random_weights))
+    assert "gain" in state
+    del state["gain"]
+    old = tmp_path / "old.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(random_weights), framework="pt") as f:
+        header = f.metadata()
+    save_file(state, str(old), metadata=header)
+    old.with_name(old.name + ".sha256").write_text(hashlib.sha256(old.read_bytes()).hexdigest() + "  old.safetensors\n")
+    loaded, _ = load_model(old)
+    assert float(loaded.gain) == 1.0
+    with torch.no_grad():
+        assert torch.allclose(loaded.predict_ab(x), base, atol=1e-4)

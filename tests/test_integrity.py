@@ -245,18 +245,18 @@ def test_a_damaged_manifest_never_stops_a_run(tmp_path: Path, random_weights: Pa
 
 DRIVER = """
 import dataclasses, json, os, signal, sys, time
-from colorize_cli import api, terminal
+from colorize_cli import api, terminal as commands
 from colorize_cli.cli import main
 real = api.default_engine_settings
 api.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
 when = sys.argv[1]
-load = terminal.load_model
+load = commands.load_model
 def load_then_signal(*a, **k):
     if when == "load":  # a signal while the model loads (a real one, through the real handler)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
     return load(*a, **k)
-terminal.load_model = load_then_signal
+commands.load_model = load_then_signal
 finish = api._run_planned
 def finish_then_signal(*a, **k):
     result = finish(*a, **k)

@@ -81,6 +81,10 @@ class ChromaNet(nn.Module):
         # Decoding: ab = mix * annealed_mean(T) + (1 - mix) * regression. Tuned after training.
         self.register_buffer("mix", torch.tensor(0.0))
         self.register_buffer("temperature", torch.tensor(0.4))
+        # A chroma gain after decoding, chosen with the mix and the temperature: the averaged
+        # predictions of a network trained on a mean loss are greyer than photographs.
+        self.register_buffer("gain", torch.tensor(1.0))
+        self._register_load_state_dict_pre_hook(_default_gain)
 
     def features(self, lightness: torch.Tensor) -> torch.Tensor:
         x = (lightness / 100.0).expand(-1, 3, -1, -1)
@@ -96,13 +100,18 @@ class ChromaNet(nn.Module):
         f = self.features(lightness)
         return self.regress(f) * 100.0, self.classify(f)
 
-    def decode(self, ab_reg: torch.Tensor, logits: torch.Tensor, mix: float, temperature: float) -> torch.Tensor:
+    def decode(self, ab_reg: torch.Tensor, logits: torch.Tensor, mix: float, temperature: float, gain: float = 1.0) -> torch.Tensor:
         if mix == 0.0:
-            return ab_reg
+            return ab_reg * gain if gain != 1.0 else ab_reg
         p = torch.softmax(logits.float() / temperature, dim=1)
         ab_cls = torch.einsum("nqhw,qc->nchw", p, self.bin_centres.float())
-        return mix * ab_cls + (1.0 - mix) * ab_reg.float()
+        return (mix * ab_cls + (1.0 - mix) * ab_reg.float()) * gain
 
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
         ab_reg, logits = self(lightness)
-        return self.decode(ab_reg, logits, float(self.mix), float(self.temperature))
+        return self.decode(ab_reg, logits, float(self.mix), float(self.temperature), float(self.gain))
+
+
+def _default_gain(state_dict: dict, prefix: str, *_: object) -> None:
+    """Weights saved before the gain existed (chromanet-v1) decode with gain 1, as they did."""
+    state_dict.setdefault(prefix + "gain", torch.tensor(1.0))

@@ -1,4 +1,4 @@
-"""Choose ChromaNet's decoding (regression/bins mix and softmax temperature) on held-out photos,
+"""Choose ChromaNet's decoding (regression/bins mix, softmax temperature, chroma gain) on held-out photos,
 and write the calibrated weights.
 
 Each candidate decoding is scored on the full pipeline's output (``inference.colorize_gray``
@@ -27,12 +27,14 @@ from .metrics import score, summarise
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEMPERATURES = (0.38, 0.6, 1.0)
+GAINS = (1.0, 1.15, 1.3)
 
 
 @dataclass(frozen=True)
 class Choice:
     mix: float
     temperature: float
+    gain: float
     psnr: float
     ciede2000: float
     colourfulness_ratio: float
@@ -48,14 +50,14 @@ class _Decodings:
         self.stride = model.stride
         self.output_scale = model.output_scale
         self.default_render_size = model.default_render_size
-        self.mix, self.temperature = 0.0, 1.0
+        self.mix, self.temperature, self.gain = 0.0, 1.0, 1.0
         self._raw: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
         key = hashlib.sha1(lightness.cpu().contiguous().numpy().tobytes()).hexdigest() + str(tuple(lightness.shape))
         if key not in self._raw:
             self._raw[key] = self.model(lightness)
-        return self.model.decode(*self._raw[key], self.mix, self.temperature)
+        return self.model.decode(*self._raw[key], self.mix, self.temperature, self.gain)
 
 
 def calibrate(
@@ -69,9 +71,10 @@ def calibrate(
     results = []
     for mix in MIXES:
         for t in TEMPERATURES if mix > 0 else (1.0,):
-            decodings.mix, decodings.temperature = mix, t
-            s = summarise([score(colorize_gray(gray, predictor, color, render_size), truth) for gray, truth in grays])
-            results.append(Choice(mix, t, s["psnr"], s["ciede2000"], s["colourfulness_ratio"]))
+            for gain in GAINS:
+                decodings.mix, decodings.temperature, decodings.gain = mix, t, gain
+                s = summarise([score(colorize_gray(gray, predictor, color, render_size), truth) for gray, truth in grays])
+                results.append(Choice(mix, t, gain, s["psnr"], s["ciede2000"], s["colourfulness_ratio"]))
     ok = [c for c in results if c.colourfulness_ratio >= min_ratio]
     best = max(ok, key=lambda c: c.psnr) if ok else max(results, key=lambda c: c.colourfulness_ratio)
     return best, results
@@ -103,6 +106,7 @@ def calibrate_weights(
     with torch.no_grad():
         model.mix.fill_(best.mix)
         model.temperature.fill_(best.temperature)
+        model.gain.fill_(best.gain)
     record = {**asdict(best), "photos": source, "render_size": render, "min_ratio": min_ratio}
     meta = {**info.meta, "calibration": record}
     digest = save_weights(model, info.arch, out, meta=meta)
