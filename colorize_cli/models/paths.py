@@ -15,8 +15,15 @@ DEFAULT_MODEL = "chromanet-v1.safetensors"
 
 
 def shipped_weights(name: str = DEFAULT_MODEL) -> Path:
-    """Path of a weights file shipped with the package (it may not exist in a broken install)."""
-    return Path(str(files("colorize_cli.weights").joinpath(name)))
+    """Path of a weights file shipped with the package (it may not exist in a broken install).
+
+    Code imported straight from a source tree (Python started in a checkout, the package
+    installed elsewhere or not at all) has no `colorize_cli.weights` package: the weights are
+    then the checkout's own top-level `weights/` folder, which is what the build maps."""
+    try:
+        return Path(str(files("colorize_cli.weights").joinpath(name)))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "weights" / name
 
 
 DEFAULT_WEIGHTS = shipped_weights()
