@@ -9,57 +9,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
-from .devices import autocast_dtype, resolve_device
+from .colorizer import Colorizer, from_module, load_model
 from .discover import check_out_root
 from .engine import Engine, RunResult, StopFlag, default_engine_settings
 from . import imaging
-from .inference import Predictor, colorize_gray
+from .inference import colorize_gray
 from .manifest import FileRecord, RunLock
-from .models import check_model
-from .models.weights import DEFAULT_WEIGHTS, ModelInfo
-from .models.weights import load_model as _load_weights
+from .models.weights import DEFAULT_WEIGHTS
 from .plan import ModelRef, Plan, model_ref, plan_run
 from .settings import ColorSettings, RunSettings
 
-__all__ = ["Colorizer", "load_model", "colorize_image", "plan_run", "run", "model_ref"]
-
-
-@dataclass
-class Colorizer:
-    """A loaded, verified model on its device, ready to predict."""
-
-    model: nn.Module
-    info: ModelInfo
-    device: torch.device
-    predictor: Predictor
-
-    @property
-    def render_size(self) -> int:
-        return int(self.model.default_render_size)
-
-
-def from_module(model: nn.Module, info: ModelInfo, device: str = "auto", fp32: bool = False) -> Colorizer:
-    """Wrap an in-memory model (e.g. one just trained, or a test's tiny network); it must have
-    the ColorModel interface (models.check_model says what is missing)."""
-    check_model(model)
-    dev = resolve_device(device)
-    model = model.eval().to(dev).to(memory_format=torch.channels_last)
-    return Colorizer(model, info, dev, Predictor(model, dev, autocast_dtype(dev, fp32)))
-
-
-def load_model(weights: Path | None = None, device: str = "auto", fp32: bool = False) -> Colorizer:
-    """Load and verify a weights file (default: the shipped model) onto a device."""
-    dev = resolve_device(device)
-    model, info = _load_weights(weights or DEFAULT_WEIGHTS, dev)
-    return from_module(model, info, str(dev), fp32)
+__all__ = ["Colorizer", "from_module", "load_model", "colorize_image", "plan_run", "run", "model_ref"]
 
 
 def colorize_image(image: Image.Image, model: Colorizer, settings: ColorSettings = ColorSettings(), batch_size: int = 8) -> Image.Image:

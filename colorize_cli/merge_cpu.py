@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .merge import FINV_KNEE, FINV_SLOPE, GAMUT_TINY, MergeInputs
+from .merge_inputs import FINV_KNEE, FINV_SLOPE, GAMUT_TINY, MergeInputs
 
 _KNEE = FINV_KNEE
 _SLOPE = FINV_SLOPE

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .merge import FINV_KNEE, FINV_SLOPE, GAMUT_TINY, MergeInputs
+from .merge_inputs import FINV_KNEE, FINV_SLOPE, GAMUT_TINY, MergeInputs
 
 _STRIP_PIXELS = 1 << 22  # rows per strip: about 4 MP, so a 100 MP scan's temporaries stay small
 
@@ -27,7 +27,7 @@ def _as_torch(a: np.ndarray) -> torch.Tensor:
 @lru_cache(maxsize=16)
 def _device_tables(levels: int, table_key: str, device: torch.device) -> tuple[torch.Tensor, ...]:
     """fy, Y and encode tables on the device, uploaded once per (levels, output) and device."""
-    from .merge import encode_table, gray_code_tables  # noqa: PLC0415
+    from .merge_inputs import encode_table, gray_code_tables  # noqa: PLC0415
 
     fy, y = gray_code_tables(levels)
     tables = [torch.from_numpy(fy.copy()).to(device), torch.from_numpy(y.copy()).to(device)]

@@ -140,7 +140,7 @@ class ColorizeWorker:
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(threads)
-        from .api import load_model  # noqa: PLC0415
+        from .colorizer import load_model  # noqa: PLC0415
         from .devices import DeviceError  # noqa: PLC0415
         from .engine import Engine, default_engine_settings  # noqa: PLC0415
         from .models.weights import WeightsError  # noqa: PLC0415
