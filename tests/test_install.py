@@ -119,3 +119,11 @@ def test_a_missing_system_tool_is_a_setup_error_naming_the_package(monkeypatch: 
     message = ensure()
     assert message is not None and "missing: no-such-package-xyz" in message and "apt-get install -y no-such-package-xyz" in message
     assert set(REQUIRED) >= {"chromium", "icc-profiles-free", "libimage-exiftool-perl"}
+
+
+def test_code_run_from_a_source_tree_finds_the_checkouts_weights() -> None:
+    # -S: no site-packages, so no installed or editable copy can answer; only the checkout.
+    code = f"import sys; sys.path.insert(0, {str(REPO)!r}); from colorize_cli.models.paths import DEFAULT_WEIGHTS as w; print(w)"
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(SHIPPED) and SHIPPED.is_file()
