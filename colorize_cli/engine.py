@@ -35,7 +35,7 @@ from .imaging import Page, Scan, WriteError, write_pages
 from .provenance import Provenance
 from .reading import decode_scan, input_error
 from .inference import Predictor, predict_scans, working_lightness, working_shape
-from .fsutil import InputBytes, owner_tag, read_input, sha256_file, temp_owner, temp_target
+from .fsutil import InputBytes, is_disk_full, owner_tag, read_input, sha256_file, temp_owner, temp_target
 from .interrupts import StopFlag, handle_signals
 from .manifest import FileRecord, ManifestWriter, end_record, live_owners, new_run_id, run_header
 from .plan import Plan
@@ -110,7 +110,7 @@ def describe_failure(err: BaseException) -> tuple[Kind, str]:
         return err.kind, str(err)
     if isinstance(err, MemoryError):
         return Kind.TOO_LARGE, "out of memory while processing this image"
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+    if is_disk_full(err):
         return Kind.DISK_FULL, "disk full" if err.errno == errno.ENOSPC else "disk quota exceeded"
     text = str(err).strip().splitlines()
     return Kind.INTERNAL, f"{type(err).__name__}: {text[0] if text else 'no details'}"
@@ -270,7 +270,7 @@ class Engine:
     def _manifest_failed(result: RunResult, err: OSError, stop: StopFlag) -> None:
         reason = _describe(err)
         result.manifest_error = result.manifest_error or f"cannot append to the manifest: {reason}"
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        if is_disk_full(err):
             result.disk_full = True
         stop.set("disk full" if result.disk_full else "manifest not writable")
 

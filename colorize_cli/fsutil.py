@@ -41,6 +41,12 @@ TEMP_SUFFIX = ".tmp"
 _CHUNK = 1 << 20
 
 
+def is_disk_full(err: BaseException) -> bool:
+    """A full disk or an exhausted quota: the run stops starting files, and a rerun after space
+    is freed redoes them (never a usage error)."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def owner_tag() -> str:
     """4 hex digits naming this process: its host, pid and start time, hashed. The start time
     makes a reused pid a different owner. Collisions only ever keep a stale temp file, never

@@ -4,7 +4,6 @@ merge` (join shard manifests)."""
 
 from __future__ import annotations
 
-import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from rich.console import Console
 from .api import load_model, run
 from .devices import DeviceError
 from .engine import RunResult
+from .fsutil import is_disk_full
 from .interrupts import StopFlag
 from .manifest import FileRecord, LockedError, merge_manifests
 from .models.weights import WeightsError
@@ -78,7 +78,7 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
         return 2
     except OSError as e:  # e.g. the output folder, its lock or its manifest cannot be created
         where = f"{e.filename or settings.out_root}: {e.strerror or e}"
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # not a usage error: free space and rerun
+        if is_disk_full(e):  # not a usage error: free space and rerun
             typer.echo(f"colorize-dir: error: disk full: {where}; free space and rerun", err=True)
             return 1
         typer.echo(f"colorize-dir: error: {where}", err=True)

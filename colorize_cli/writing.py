@@ -25,7 +25,7 @@ import numpy as np
 from colorize_cli import formats, write_jp2, write_pillow, write_png, write_tiff
 from colorize_cli.carry import Carried, carry
 from colorize_cli.failures import FileFailure, Kind
-from colorize_cli.fsutil import atomic_output
+from colorize_cli.fsutil import atomic_output, is_disk_full
 from colorize_cli.grayscale import match_depth, to_8bit
 from colorize_cli.icc import into_input_rgb_space
 from colorize_cli.metadata import Metadata, one_line
@@ -194,7 +194,7 @@ def _atomic_write(path: Path, encode: Callable[[BinaryIO], None], times: tuple[i
 
 
 def _write_kind(err: Exception) -> Kind:
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+    if is_disk_full(err):
         return Kind.DISK_FULL
     return Kind.OUTPUT_SIDE if isinstance(err, OSError) else Kind.INTERNAL
 

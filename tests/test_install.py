@@ -19,6 +19,8 @@ import pytest
 
 from system_tools import REQUIRED, ensure
 
+from colorize_cli.models.paths import recorded_digest, sidecar_path
+
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "weights" / "chromanet-v1.safetensors"
 
@@ -38,7 +40,7 @@ def test_the_wheel_carries_the_model_its_digest_and_its_card(wheel: Path) -> Non
         names = set(z.namelist())
         assert "colorize_cli/weights/chromanet-v1.safetensors" in names
         assert z.read("colorize_cli/weights/chromanet-v1.safetensors") == SHIPPED.read_bytes()
-        assert z.read("colorize_cli/weights/chromanet-v1.safetensors.sha256") == SHIPPED.with_name(SHIPPED.name + ".sha256").read_bytes()
+        assert z.read("colorize_cli/weights/chromanet-v1.safetensors.sha256") == sidecar_path(SHIPPED).read_bytes()
         assert "colorize_cli/weights/MODEL_CARD.md" in names
         assert "colorize_cli/templates/report.html.j2" in names  # the review sheet renders from an installed wheel
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -73,7 +75,7 @@ def test_a_non_editable_install_colorizes_the_samples(wheel: Path, tmp_path: Pat
     for rel in inputs:
         assert any(out.joinpath(rel).parent.glob(rel.stem + ".*")), f"no output for {rel}"
     header = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
-    assert header["model_sha256"] == SHIPPED.with_name(SHIPPED.name + ".sha256").read_text().split()[0]
+    assert header["model_sha256"] == recorded_digest(SHIPPED)
 
 
 @pytest.mark.parametrize("command", ["colorize", "colorize-dir"])
@@ -85,7 +87,7 @@ def test_version_names_the_package_and_the_model_without_torch(command: str) -> 
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     from colorize_cli import __version__
 
-    digest = SHIPPED.with_name(SHIPPED.name + ".sha256").read_text().split()[0]
+    digest = recorded_digest(SHIPPED)
     assert proc.stdout.splitlines() == [f"colorize-cli {__version__}, model chromanet-v1 (sha256 {digest[:12]})", "torch-free 0"]
 
 
@@ -93,7 +95,7 @@ def test_doctor_checks_the_install_and_the_cpu() -> None:
     proc = subprocess.run([sys.executable, "-m", "colorize_cli", "doctor", "--json"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
-    assert report["weights_sha256"] == SHIPPED.with_name(SHIPPED.name + ".sha256").read_text().split()[0]
+    assert report["weights_sha256"] == recorded_digest(SHIPPED)
     assert report["problems"] == [] and report["torch"]
     cpu = report["devices"][0]
     assert cpu["device"] == "cpu" and cpu["problem"] is None and cpu["autocast"] == "none (float32)"
@@ -105,7 +107,7 @@ def test_doctor_reports_a_damaged_weights_file_and_exits_1(tmp_path: Path) -> No
     data = bytearray(SHIPPED.read_bytes())
     data[len(data) // 2] ^= 0xFF
     bad.write_bytes(bytes(data))
-    bad.with_name(bad.name + ".sha256").write_text(SHIPPED.with_name(SHIPPED.name + ".sha256").read_text())
+    bad.with_name(bad.name + ".sha256").write_text(sidecar_path(SHIPPED).read_text())
     proc = subprocess.run([sys.executable, "-m", "colorize_cli", "doctor", "--weights", str(bad)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "weights file is damaged: sha256" in " ".join(proc.stdout.split())
