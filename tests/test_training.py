@@ -61,3 +61,14 @@ def test_training_continues_from_weights_and_exports_the_average(tmp_path: Path,
     # The file holds the average, not the last raw step (fp16 in the file, hence the tolerance).
     assert torch.allclose(exported_w, state["ema"][f"module.{name}"].float(), atol=1e-2)
     assert not torch.allclose(exported_w, raw[name].float(), atol=1e-6)
+
+
+def test_learning_rate_warms_up_linearly_then_follows_the_cosine() -> None:
+    from colorize_cli.training.loop import lr_scale
+
+    assert lr_scale(0, 0.0, 0) == 1.0  # no warm-up: full rate at once
+    assert lr_scale(0, 0.0, 100) == 0.01 and lr_scale(49, 0.0, 100) == 0.5
+    assert lr_scale(99, 0.0, 100) == 1.0 and lr_scale(500, 0.0, 100) == 1.0
+    assert abs(lr_scale(500, 0.5, 100) - 0.5) < 1e-12  # half the budget: half the rate
+    assert lr_scale(10, 0.5, 100) < lr_scale(10, 0.0, 100)  # both factors apply together
+    assert lr_scale(500, 1.0, 100) == 0.0

@@ -46,6 +46,15 @@ class TrainConfig:
     checkpoint_every_s: float = 180.0
     init: str = ""  # weights file to start from (e.g. the shipped model); a fresh optimizer
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0: none
+    warmup: int = 0  # steps of linear learning-rate warm-up (a fresh Adam on trained weights needs it)
+
+
+def lr_scale(step: int, frac: float, warmup: int) -> float:
+    """Multiplier of the base learning rate: a linear warm-up over `warmup` steps, then cosine decay
+    over the CPU budget (`frac` of it spent). Without the warm-up, Adam's first steps on an already
+    trained network (empty moment estimates) undo more than minutes of training recover."""
+    ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    return ramp * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
 
 
 def split_photos(paths: list[Path], holdout: int, seed: int) -> tuple[list[Path], list[Path]]:
@@ -179,10 +188,10 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
             frac = used / budget
             if frac >= 1.0:
                 break
-            cosine = 0.5 * (1 + math.cos(math.pi * frac))
+            scale = lr_scale(step, frac, cfg.warmup)
             for g in opt.param_groups:
                 frozen = g.get("pretrained", False) and frac < cfg.freeze_fraction
-                g["lr"] = 0.0 if frozen else g["base"] * cosine
+                g["lr"] = 0.0 if frozen else g["base"] * scale
             lightness, lab, rgb = (torch.from_numpy(a).to(device, non_blocking=True) for a in stream.next())
             outputs = model(lightness.contiguous(memory_format=torch.channels_last))
             loss, parts = objective(outputs, lab, rgb)
