@@ -101,10 +101,15 @@ def eval_cmd(
     upsample: str = typer.Option("guided", help="guided | bilinear"),
     limit: int = typer.Option(0, help="Only the first N photos (0: all)."),
     sheet: Optional[Path] = typer.Option(None, help="Write a before/after PNG of the best and worst images of the first model here."),
+    tta: bool = typer.Option(False, "--tta", help="Score each model also with --tta (flip averaging), in the same run."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
-    """Score models on colour photos turned gray, beside the gray baseline (a*b* = 0), in one run."""
+    """Score models on colour photos turned gray, beside the gray baseline (a*b* = 0), in one run.
+
+    Seconds are the wall time of each row's pass over the photos (network, upsampling, merge,
+    scoring): compare them within a run, not across runs."""
     import json  # noqa: PLC0415
+    import time  # noqa: PLC0415
 
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
@@ -118,23 +123,28 @@ def eval_cmd(
     for k, w in enumerate(weights or [None]):
         model = load_model(w, device="cpu")
         render = render_size or model.render_size
-        m, g, items = evaluate(truth, model.predictor, ColorSettings(render_size=render, upsample=upsample), render)
-        if k == 0:
-            rows.append(("gray baseline", g))
-            if sheet:
-                contact_sheet(items, sheet)
-        rows.append((model.info.name, m))
-        results.append({"model": model.info.name, "sha256": model.info.sha256, "render_size": render, "metrics": m})
+        for flip in (False, True) if tta else (False,):
+            t0 = time.perf_counter()
+            m, g, items = evaluate(truth, model.predictor, ColorSettings(render_size=render, upsample=upsample, tta=flip), render)
+            seconds = time.perf_counter() - t0
+            if not rows:
+                rows.append(("gray baseline", g, None))
+                if sheet:
+                    contact_sheet(items, sheet)
+            name = model.info.name + (" --tta" if flip else "")
+            rows.append((name, m, seconds))
+            results.append({"model": name, "sha256": model.info.sha256, "render_size": render, "tta": flip,
+                            "seconds": round(seconds, 2), "metrics": m})
     if json_out:
         typer.echo(json.dumps({"photos": len(truth), "gray": rows[0][1], "models": results,
                                **({"sheet": str(sheet)} if sheet else {})}, indent=1))
         return
     table = Table(title=f"{len(truth)} photos ({photos}), gray baseline and models in one run")
-    for col in ("", "MSE (0-255)", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness", "ratio to truth"):
+    for col in ("", "MSE (0-255)", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness", "ratio to truth", "seconds"):
         table.add_column(col, justify="right")
-    for name, r in rows:
+    for name, r, seconds in rows:
         table.add_row(name, f"{r['mse']:.1f}", f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['ciede2000']:.3f}",
-                      f"{r['colourfulness_pred']:.1f}", f"{r['colourfulness_ratio']:.3f}")
+                      f"{r['colourfulness_pred']:.1f}", f"{r['colourfulness_ratio']:.3f}", "" if seconds is None else f"{seconds:.1f}")
     Console(width=max(110, Console().width)).print(table)
 
 
@@ -260,6 +270,7 @@ def colorize_dir(
     fp32: bool = typer.Option(False, "--fp32", help="No half-precision autocast on CUDA.", rich_help_panel=_SPEED),
     saturation: float = typer.Option(1.0, help="Scale of the predicted chroma.", rich_help_panel=_COLOUR),
     upsample: str = typer.Option("guided", help="Chroma upsampling: guided (edge-aware) | bilinear.", rich_help_panel=_COLOUR),
+    tta: bool = typer.Option(False, "--tta", help="Also colour the mirror image and average the two (twice the network time).", rich_help_panel=_COLOUR),
     fmt: Optional[str] = typer.Option(None, "--format", help="jpeg | png | tiff | webp | jp2 (default: same as input, or TIFF).", rich_help_panel=_WRITE),
     quality: int = typer.Option(92, help="JPEG/WebP quality.", rich_help_panel=_WRITE),
     suffix: str = typer.Option("", help="Appended to each output file's name (before the extension).", rich_help_panel=_WRITE),
@@ -317,7 +328,8 @@ def colorize_dir(
         settings = RunSettings(
             input_root=input_root, out_root=out, weights=weights, include=tuple(include), exclude=tuple(exclude),
             follow_symlinks=follow_symlinks, allow_outside_root=allow_outside_root,
-            color=ColorSettings(render_size=render_size, tile_size=tile_size, tile_overlap=tile_overlap, saturation=saturation, upsample=upsample),
+            color=ColorSettings(render_size=render_size, tile_size=tile_size, tile_overlap=tile_overlap, saturation=saturation, upsample=upsample,
+                                tta=tta),
             output=OutputSettings(format=fmt.lower() if fmt else None, quality=quality, suffix=suffix, bit_depth=bit_depth, keep_times=keep_times,
                                   tiff_compression=tiff_compression),
             runtime=RuntimeSettings(device=device, batch_size=batch_size, fp32=fp32, max_pixels=max_pixels),

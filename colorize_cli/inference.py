@@ -89,7 +89,7 @@ class Predictor:
         h, w = shape[:2]
         return h + (-h) % self.stride, w + (-w) % self.stride
 
-    def _forward(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
+    def _forward(self, tiles: list[np.ndarray], flip: bool = False) -> list[np.ndarray]:
         ph, pw = self.bucket(tiles[0].shape)
         padded = np.empty((len(tiles), 1, ph, pw), np.float32)
         for i, t in enumerate(tiles):  # reflect-pad each tile to the bucket (edge-pad a too-thin one)
@@ -101,7 +101,11 @@ class Predictor:
             x = x.pin_memory()
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), precision(self.device, self.dtype):
-            ab = self.model.predict_ab(x).float()
+            if flip:  # the mirror image rides in the same batch; its a*b* is mirrored back and averaged
+                both = self.model.predict_ab(torch.cat([x, x.flip(-1)])).float()
+                ab = 0.5 * (both[: len(tiles)] + both[len(tiles) :].flip(-1))
+            else:
+                ab = self.model.predict_ab(x).float()
         scale = ph / ab.shape[-2]
         out = []
         for i, t in enumerate(tiles):
@@ -111,9 +115,10 @@ class Predictor:
             out.append(crop[0].permute(1, 2, 0).cpu().numpy())
         return out
 
-    def predict(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
+    def predict(self, tiles: list[np.ndarray], flip: bool = False) -> list[np.ndarray]:
+        """a*b* per tile; ``flip`` averages with the network's answer for the mirrored tile (--tta)."""
         try:
-            return self._forward(tiles)
+            return self._forward(tiles, flip)
         except Exception as err:  # noqa: BLE001 - only memory errors are handled here
             if not is_out_of_memory(err):
                 raise
@@ -121,10 +126,10 @@ class Predictor:
             if len(tiles) == 1:
                 raise TileTooLarge(f"a {tiles[0].shape[1]}x{tiles[0].shape[0]} tile does not fit in {self.device} memory") from err
             half = len(tiles) // 2
-            return self.predict(tiles[:half]) + self.predict(tiles[half:])
+            return self.predict(tiles[:half], flip) + self.predict(tiles[half:], flip)
 
 
-def predict_many(predictor: Predictor, arrays: list[np.ndarray]) -> list[np.ndarray]:
+def predict_many(predictor: Predictor, arrays: list[np.ndarray], flip: bool = False) -> list[np.ndarray]:
     """a*b* for working L* arrays of any shapes; those that pad to the same bucket share a
     network call (and give what they would give alone)."""
     out: list[np.ndarray] = [np.empty(0)] * len(arrays)
@@ -132,7 +137,7 @@ def predict_many(predictor: Predictor, arrays: list[np.ndarray]) -> list[np.ndar
     for i, a in enumerate(arrays):
         groups.setdefault(predictor.bucket(a.shape), []).append(i)
     for idx in groups.values():
-        for i, ab in zip(idx, predictor.predict([arrays[i] for i in idx])):
+        for i, ab in zip(idx, predictor.predict([arrays[i] for i in idx], flip)):
             out[i] = ab
     return out
 
@@ -146,7 +151,7 @@ def predict_working_ab(predictor: Predictor, lightness: np.ndarray, color: Color
         try:
             preds: list[np.ndarray] = []
             for i in range(0, len(pieces), batch_size):
-                preds += predict_many(predictor, [p.lightness for p in pieces[i : i + batch_size]])
+                preds += predict_many(predictor, [p.lightness for p in pieces[i : i + batch_size]], color.tta)
             return assemble(pieces, preds, lightness.shape, settings.tile_overlap)
         except TileTooLarge:
             if tile_size <= 2 * max(64, color.tile_overlap):
@@ -162,7 +167,7 @@ def predict_scans(predictor: Predictor, scans: list[np.ndarray], color: ColorSet
     small = [i for i, a in enumerate(scans) if max(a.shape) <= color.tile_size]
     if len(small) > 1:
         try:
-            for i, ab in zip(small, predict_many(predictor, [scans[i] for i in small])):
+            for i, ab in zip(small, predict_many(predictor, [scans[i] for i in small], color.tta)):
                 out[i] = ab
         except Exception:  # noqa: BLE001 - retried one scan at a time below
             pass

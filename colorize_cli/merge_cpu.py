@@ -6,16 +6,30 @@ registers (the vertical blend of the maps, Lab to linear RGB, the gamut fit at c
 encodes it into the output: each output pixel is written once, and the only scratch is a few
 row-sized buffers that stay in cache. Numpy needed dozens of passes over strip-sized buffers.
 
-Compiled with ``cache=True`` (the first run on a machine compiles, later runs load it from
-__pycache__ or NUMBA_CACHE_DIR) and ``nogil=True``, so the engine's writer threads run merges
+Compiled with ``cache=True`` (the first run on a machine compiles, later runs load it from the
+user's cache folder, see `_cache_outside_the_package`) and ``nogil=True``, so the engine's writer threads run merges
 side by side. Single-threaded on purpose: the engine already keeps every core busy with one
 scan per writer, and a second pool of threads would only fight it.
 """
 
 from __future__ import annotations
 
-import numba
-import numpy as np
+import os
+
+
+def _cache_outside_the_package() -> None:
+    """numba caches compiled code beside the module by default: inside site-packages, where
+    `pip uninstall` leaves it behind, and the orphaned `colorize_cli/__pycache__` then shadows a
+    later editable install. The user's cache folder instead, unless NUMBA_CACHE_DIR is set
+    (it must be set before numba is first imported)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(base, "colorize-cli", "numba"))
+
+
+_cache_outside_the_package()
+
+import numba  # noqa: E402 - after the cache folder is chosen
+import numpy as np  # noqa: E402
 
 from .merge_inputs import FINV_KNEE, FINV_SLOPE, GAMUT_TINY, MergeInputs
 

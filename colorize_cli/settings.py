@@ -15,6 +15,7 @@ class ColorSettings:
     tile_overlap: int = 64  # px of overlap between neighbouring tiles
     saturation: float = 1.0  # scale applied to predicted chroma
     upsample: str = "guided"  # "bilinear" or "guided" (edge-aware, guided by L*)
+    tta: bool = False  # also run the mirrored image and average the two a*b* (twice the network time)
 
 
 @dataclass(frozen=True)
@@ -79,4 +80,7 @@ class RunSettings:
         out = asdict(self.output)
         out.pop("keep_times")
         out.pop("tiff_compression")  # the same pixels either way: a file written before is not redone
-        return {"color": asdict(self.color), "output": out}
+        color = asdict(self.color)
+        if not color["tta"]:
+            color.pop("tta")  # off, as before the option existed: files done before it came are not redone
+        return {"color": color, "output": out}

@@ -135,3 +135,21 @@ def test_numba_and_torch_load_only_with_the_merge():
     before, after = json.loads(proc.stdout.strip().splitlines()[-1])
     assert before == {"numba": False, "torch": False}
     assert after == {"numba": True, "torch": False}
+
+
+def test_the_compiled_kernel_is_cached_in_the_users_cache_not_in_the_package(tmp_path: Path) -> None:
+    """`pip uninstall` must not leave numba's cache in site-packages (an orphaned
+    colorize_cli/__pycache__ shadows a later editable install): it goes to the user's cache."""
+    import os
+
+    import colorize_cli
+
+    package_cache = Path(colorize_cli.__file__).parent / "__pycache__"
+    before = {p.name: p.stat().st_mtime_ns for p in package_cache.glob("merge_cpu*.nb*")}
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    subprocess.run([sys.executable, "-c", "from colorize_cli.merge import warm_up; warm_up()"], env=env, check=True, cwd=tmp_path)
+    cached = list((tmp_path / "cache" / "colorize-cli" / "numba").rglob("merge_cpu*.nbi"))
+    assert cached, sorted(p.name for p in (tmp_path / "cache").rglob("*"))
+    after = {p.name: p.stat().st_mtime_ns for p in package_cache.glob("merge_cpu*.nb*")}
+    assert after == before  # nothing written beside the module
