@@ -102,6 +102,7 @@ def eval_cmd(
     limit: int = typer.Option(0, help="Only the first N photos (0: all)."),
     sheet: Optional[Path] = typer.Option(None, help="Write a before/after PNG of the best and worst images of the first model here."),
     tta: bool = typer.Option(False, "--tta", help="Score each model also with --tta (flip averaging), in the same run."),
+    min_colourfulness: float = typer.Option(0.0, help="Only photos at least this colourful (Hasler-Suesstrunk M; 0: all)."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Score models on colour photos turned gray, beside the gray baseline (a*b* = 0), in one run.
@@ -116,9 +117,12 @@ def eval_cmd(
 
     from .api import load_model  # noqa: PLC0415
     from .settings import ColorSettings  # noqa: PLC0415
-    from .training.evaluate import contact_sheet, evaluate, load_truth, photos_in  # noqa: PLC0415
+    from .training.evaluate import colourful_only, contact_sheet, evaluate, load_truth, photos_in  # noqa: PLC0415
 
-    truth = load_truth(photos_in(photos)[: limit or None])
+    truth = colourful_only(load_truth(photos_in(photos)[: limit or None]), min_colourfulness)
+    if not truth:
+        typer.echo(f"colorize eval: no photo in {photos} has colourfulness {min_colourfulness} or more", err=True)
+        raise typer.Exit(2)
     rows, results = [], []
     for k, w in enumerate(weights or [None]):
         model = load_model(w, device="cpu")
@@ -131,7 +135,7 @@ def eval_cmd(
                 rows.append(("gray baseline", g, None))
                 if sheet:
                     contact_sheet(items, sheet)
-            name = model.info.name + (" --tta" if flip else "")
+            name = model.info.name + (" +tta" if flip else "")
             rows.append((name, m, seconds))
             results.append({"model": name, "sha256": model.info.sha256, "render_size": render, "tta": flip,
                             "seconds": round(seconds, 2), "metrics": m})
@@ -141,7 +145,7 @@ def eval_cmd(
         return
     table = Table(title=f"{len(truth)} photos ({photos}), gray baseline and models in one run")
     for col in ("", "MSE (0-255)", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness", "ratio to truth", "seconds"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=not col)
     for name, r, seconds in rows:
         table.add_row(name, f"{r['mse']:.1f}", f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['ciede2000']:.3f}",
                       f"{r['colourfulness_pred']:.1f}", f"{r['colourfulness_ratio']:.3f}", "" if seconds is None else f"{seconds:.1f}")
@@ -179,15 +183,21 @@ def calibrate(
     photos: Path = typer.Argument(..., help="Held-out photos: a folder or a list file (e.g. the run's holdout.txt)."),
     out: Path = typer.Option(..., "--out", help="Where to write the calibrated weights."),
     render_size: int = typer.Option(0, help="Long side the network sees (0: the model's default)."),
-    min_ratio: float = typer.Option(0.75, help="Least colourfulness, as a fraction of the truth's."),
+    min_ratio: float = typer.Option(0.75, help="Least colourfulness, as a fraction of the truth's (0: the best PSNR, whatever the colour)."),
+    min_colourfulness: float = typer.Option(0.0, help="Only photos at least this colourful (Hasler-Suesstrunk M; 0: all)."),
 ) -> None:
     """Choose ChromaNet's decoding (mix of regression and bins, temperature, chroma gain) on held-out photos."""
     import json  # noqa: PLC0415
 
     from .training.calibrate import calibrate_weights  # noqa: PLC0415
-    from .training.evaluate import load_truth, photos_in  # noqa: PLC0415
+    from .training.evaluate import colourful_only, load_truth, photos_in  # noqa: PLC0415
 
-    done = calibrate_weights(weights, load_truth(photos_in(photos)), out, render_size, min_ratio, source=str(photos))
+    chosen = colourful_only(load_truth(photos_in(photos)), min_colourfulness)
+    if not chosen:
+        typer.echo(f"colorize calibrate: no photo in {photos} has colourfulness {min_colourfulness} or more", err=True)
+        raise typer.Exit(2)
+    source = f"{photos}" + (f" (colourfulness >= {min_colourfulness:g}: {len(chosen)} photos)" if min_colourfulness else "")
+    done = calibrate_weights(weights, chosen, out, render_size, min_ratio, source=source)
     for c in done.table:
         typer.echo(f"mix {c.mix:.2f}  T {c.temperature:.2f}  gain {c.gain:.2f}  PSNR {c.psnr:.3f}  dE00 {c.ciede2000:.3f}  ratio {c.colourfulness_ratio:.3f}")
     typer.echo(json.dumps({"chosen": done.meta["calibration"], "weights": str(out), "sha256": done.sha256}, indent=1))

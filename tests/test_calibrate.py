@@ -109,3 +109,37 @@ def test_the_gain_scales_the_decoded_chroma_and_old_files_load_with_gain_1(tmp_p
     assert float(loaded.gain) == 1.0
     with torch.no_grad():
         assert torch.allclose(loaded.predict_ab(x), base, atol=1e-4)
+
+
+def test_colourful_only_keeps_the_photos_at_least_that_colourful(tmp_path: Path, photos: list) -> None:
+    from colorize_cli.training.evaluate import colourful_only
+    from colorize_cli.training.metrics import colourfulness
+
+    gray = np.repeat(photos[0][1].mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+    mixed = [*photos, (tmp_path / "gray.png", gray)]
+    m = [colourfulness(t) for _, t in mixed]
+    assert m[2] < 1 < min(m[:2])  # the test's premise: two colour photos and a gray one
+    assert [p.name for p, _ in colourful_only(mixed, 1.0)] == ["photo0.jpg", "photo1.jpg"]
+    assert [p.name for p, _ in colourful_only(mixed, (m[0] + m[1]) / 2)] == [["photo0.jpg", "photo1.jpg"][int(np.argmax(m[:2]))]]
+    assert colourful_only(mixed, 0) == mixed
+
+
+def test_eval_and_calibrate_refuse_a_floor_no_photo_reaches(tmp_path: Path, photos: list, random_weights: Path) -> None:
+    from typer.testing import CliRunner
+
+    from colorize_cli.cli import app
+
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{p}\n" for p, _ in photos))
+    runner = CliRunner()
+    ev = runner.invoke(app, ["eval", str(listing), "--weights", str(random_weights), "--min-colourfulness", "500"])
+    cal = runner.invoke(app, ["calibrate", str(random_weights), str(listing), "--out", str(tmp_path / "c.safetensors"), "--min-colourfulness", "500"])
+    for res, cmd in ((ev, "eval"), (cal, "calibrate")):
+        assert res.exit_code == 2 and f"colorize {cmd}: no photo in {listing} has colourfulness 500" in res.output
+    assert not (tmp_path / "c.safetensors").exists()
+    ok = runner.invoke(app, ["eval", str(listing), "--weights", str(random_weights), "--min-colourfulness", "1", "--json", "--tta"])
+    assert ok.exit_code == 0, ok.output
+    import json
+
+    res = json.loads(ok.output)
+    assert res["photos"] == 2 and [m["tta"] for m in res["models"]] == [False, True]

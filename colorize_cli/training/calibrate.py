@@ -27,7 +27,7 @@ from .metrics import score, summarise
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEMPERATURES = (0.38, 0.6, 1.0)
-GAINS = (1.0, 1.15, 1.3)
+GAINS = (1.0, 1.1, 1.2, 1.3)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from ..grayscale import luminance8
 from ..inference import Predictor, colorize_gray
 from ..settings import ColorSettings
 from .data import list_photos
-from .metrics import ImageScores, score, summarise
+from .metrics import ImageScores, colourfulness, score, summarise
 
 
 @dataclass
@@ -74,6 +74,15 @@ def contact_sheet(items: list[EvalItem], dest: Path, n: int = 4, height: int = 1
     dest.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(dest)
     return dest
+
+
+def colourful_only(photos: list[tuple[Path, np.ndarray]], floor: float) -> list[tuple[Path, np.ndarray]]:
+    """The photos whose own colourfulness (Hasler-Suesstrunk M of the truth) is at least ``floor``.
+
+    Held-out training photos are less colourful on average than the photos users care about (the
+    hidden hold-out of issue 11: 51 against 39 here); keeping the colourful ones gives a set like
+    it, to choose decodings on and to check them on, without looking at the validation set."""
+    return [(p, t) for p, t in photos if colourfulness(t) >= floor] if floor > 0 else list(photos)
 
 
 def photos_in(target: Path) -> list[Path]:
