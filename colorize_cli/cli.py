@@ -78,6 +78,8 @@ def train(
     freeze_fraction: float = typer.Option(0.15, help="Part of the budget with the pretrained encoder frozen."),
     encoder_lr: float = typer.Option(1e-4, help="Learning rate of the pretrained encoder once unfrozen."),
     warmup: int = typer.Option(0, help="Steps of linear learning-rate warm-up (use with --init)."),
+    wall_minutes: float = typer.Option(0.0, help="Budget in wall-clock minutes instead of CPU time (for a GPU run; 0: off)."),
+    workers: int = typer.Option(1, help="Threads cutting training crops (more keep a GPU fed; 1: reproducible order)."),
 ) -> None:
     """Train a colorization model on folders of colour photos."""
     _quiet_openmp()
@@ -88,7 +90,7 @@ def train(
         data=tuple(str(d) for d in data), out=str(out), arch=arch, cpu_minutes=cpu_minutes, batch=batch,
         lr=lr, crop=CropSettings(size=crop, marks=marks), holdout=holdout, seed=seed, threads=threads, device=device,
         pretrained=pretrained, init=str(init or ""), ema=ema, freeze_fraction=freeze_fraction, encoder_lr=encoder_lr,
-        warmup=warmup,
+        warmup=warmup, wall_minutes=wall_minutes, workers=workers,
     )
     run_training(cfg, resume=resume, log=typer.echo)
 

@@ -72,3 +72,59 @@ def test_learning_rate_warms_up_linearly_then_follows_the_cosine() -> None:
     assert abs(lr_scale(500, 0.5, 100) - 0.5) < 1e-12  # half the budget: half the rate
     assert lr_scale(10, 0.5, 100) < lr_scale(10, 0.0, 100)  # both factors apply together
     assert lr_scale(500, 1.0, 100) == 0.0
+
+
+def test_a_wall_clock_budget_with_several_crop_workers_trains_and_stops_in_time(tmp_path: Path, random_weights: Path) -> None:
+    """The GPU recipe's settings (wall-clock budget, several crop threads), here on the CPU."""
+    import time
+
+    data = _colour_photos(tmp_path / "photos")
+    cfg = TrainConfig(data=(str(data),), out=str(tmp_path / "run"), wall_minutes=0.05, cpu_minutes=1e-6, batch=4,
+                      crop=CropSettings(size=64), holdout=2, threads=1, pretrained=False, init=str(random_weights),
+                      checkpoint_every_s=1e9, workers=3)
+    lines: list[str] = []
+    t0 = time.perf_counter()
+    train(cfg, log=lines.append)
+    spent = time.perf_counter() - t0
+    steps = int(lines[-1].split("done: ")[1].split(" steps")[0])
+    assert steps >= 2, lines[-1]  # the tiny CPU budget was ignored: the wall-clock one ruled
+    assert spent < 3 * 60 * 0.05 + 20, spent
+
+
+def test_several_workers_each_cut_their_own_crops() -> None:
+    from colorize_cli.training.data import BatchStream
+
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (80, 96, 3), dtype=np.uint8) for _ in range(6)]
+    stream = BatchStream(photos, 2, CropSettings(size=32, damage=0.0), seed=5, workers=3)
+    try:
+        batches = [stream.next()[0] for _ in range(9)]
+    finally:
+        stream.close()
+    assert all(b.shape == (2, 1, 32, 32) for b in batches)
+    distinct = {b.tobytes() for b in batches}
+    assert len(distinct) == 9  # no two workers repeat one another's crops
+
+
+def test_the_prepared_gpu_script_packs_trains_and_leaves_weights_in_out(tmp_path: Path, random_weights: Path) -> None:
+    """tools/pack_training_photos.py then tools/gpu_train.sh, on the CPU in miniature: the script
+    a session lent a GPU runs must not fail on its first (and only) try."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    src = _colour_photos(tmp_path / "src", n=12)
+    packed = subprocess.run([sys.executable, str(root / "tools" / "pack_training_photos.py"), str(src), "--out", str(tmp_path / "pack"),
+                             "--mib", "1", "--holdout", "2"], capture_output=True, text=True, check=True)
+    assert packed.stdout.startswith("10 photos")  # 12 less the 2 held out, all within 1 MiB
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OUT": str(out), "PACK": str(tmp_path / "pack"), "DEVICE": "cpu", "MINUTES": "0.05",
+           "WORKERS": "2", "THREADS": "1", "BATCH": "4", "HOLDOUT": "2"}
+    run = subprocess.run(["bash", str(root / "tools" / "gpu_train.sh"), str(random_weights)], env=env, cwd=root,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    model, info = load_model(out / "chromanet.safetensors")
+    assert info.meta["train"]["wall_minutes"] == 0.05 and info.meta["train"]["init"] == str(random_weights)
+    assert (out / "log.jsonl").is_file() and not (out / "run" / "checkpoint.pt").exists()

@@ -156,18 +156,19 @@ def make_batch(photos: list[np.ndarray], rng: np.random.Generator, batch: int, s
 
 
 class BatchStream:
-    """Batches made ahead in a background thread (bounded queue), from a seeded generator so a
-    run is reproducible given the seed and the step it resumes at."""
+    """Batches made ahead in background threads (bounded queue), from seeded generators. With one
+    worker a run is reproducible given the seed and the step it resumes at; more workers (to keep
+    a GPU fed) each have their own generator, and their batches arrive in no fixed order."""
 
-    def __init__(self, photos: list[np.ndarray], batch: int, s: CropSettings, seed: int, depth: int = 4) -> None:
-        self._q: queue.Queue = queue.Queue(maxsize=depth)
+    def __init__(self, photos: list[np.ndarray], batch: int, s: CropSettings, seed: int, depth: int = 4, workers: int = 1) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=max(depth, 2 * workers))
         self._stop = threading.Event()
-        self._args = (photos, batch, s, np.random.default_rng(seed))
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        rngs = [np.random.default_rng(seed)] + [np.random.default_rng([seed, k]) for k in range(1, workers)]
+        self._threads = [threading.Thread(target=self._run, args=(photos, batch, s, rng), daemon=True) for rng in rngs]
+        for t in self._threads:
+            t.start()
 
-    def _run(self) -> None:
-        photos, batch, s, rng = self._args
+    def _run(self, photos: list[np.ndarray], batch: int, s: CropSettings, rng: np.random.Generator) -> None:
         while not self._stop.is_set():
             item = make_batch(photos, rng, batch, s)
             while not self._stop.is_set():

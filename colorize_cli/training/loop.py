@@ -2,7 +2,8 @@
 
 The budget is CPU time of this process (all its threads), not wall time, so runs of different
 architectures get the same compute however busy the shared machine is, and a run killed and
-resumed ends where an uninterrupted one would.
+resumed ends where an uninterrupted one would. A GPU run, where the CPU only feeds the device,
+is budgeted in wall time instead (``wall_minutes``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class TrainConfig:
     init: str = ""  # weights file to start from (e.g. the shipped model); a fresh optimizer
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0: none
     warmup: int = 0  # steps of linear learning-rate warm-up (a fresh Adam on trained weights needs it)
+    wall_minutes: float = 0.0  # if set, the budget is wall time instead (a GPU run, whose CPU time says little)
+    workers: int = 1  # threads cutting crops; more than 1 feeds a GPU, but the batch order is then not reproducible
 
 
 def lr_scale(step: int, frac: float, warmup: int) -> float:
@@ -153,16 +156,17 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
 
     val_rng = np.random.default_rng(cfg.seed + 3)
     val_batches = [make_batch(held, val_rng, 32, CropSettings(size=cfg.crop.size, damage=0.0)) for _ in range(4)]
-    stream = BatchStream(photos, cfg.batch, cfg.crop, stream_seed)
-    budget = cfg.cpu_minutes * 60.0
-    cpu_start = time.process_time() - cpu_used
+    stream = BatchStream(photos, cfg.batch, cfg.crop, stream_seed, workers=cfg.workers)
+    clock = time.perf_counter if cfg.wall_minutes else time.process_time
+    budget = (cfg.wall_minutes or cfg.cpu_minutes) * 60.0
+    cpu_start = clock() - cpu_used
     last_ckpt = last_log = time.time()
     logf = open(out / "log.jsonl", "a")
 
     def checkpoint() -> None:
         _save_checkpoint(ckpt_path, {
             "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-            "cpu_used": time.process_time() - cpu_start, "torch_rng": torch.get_rng_state(),
+            "cpu_used": clock() - cpu_start, "torch_rng": torch.get_rng_state(),
             "config": json.dumps(asdict(cfg)),
             **({"ema": ema.state_dict()} if ema is not None else {}),
         })
@@ -184,7 +188,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
     _freeze_pretrained_bn(model)
     try:
         while True:
-            used = time.process_time() - cpu_start
+            used = clock() - cpu_start
             frac = used / budget
             if frac >= 1.0:
                 break
@@ -203,7 +207,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
             step += 1
             now = time.time()
             if now - last_log > 60:
-                rec = {"step": step, "cpu_min": round(used / 60, 2), "loss": round(float(loss), 5), **{k: round(v, 5) for k, v in parts.items()}}
+                rec = {"step": step, "cpu_min": round(used / 60, 2), "loss": round(float(loss.detach()), 5), **{k: round(v, 5) for k, v in parts.items()}}
                 rec["val"] = round(validate(), 5)
                 logf.write(json.dumps(rec) + "\n")
                 logf.flush()
@@ -216,7 +220,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         stream.close()
     checkpoint()
     val = validate()
-    logf.write(json.dumps({"step": step, "cpu_min": round((time.process_time() - cpu_start) / 60, 2), "final_val": round(val, 5)}) + "\n")
+    logf.write(json.dumps({"step": step, "cpu_min": round((clock() - cpu_start) / 60, 2), "final_val": round(val, 5)}) + "\n")
     logf.close()
     final = ema.module if ema is not None else model
     final.eval()
