@@ -230,6 +230,7 @@ def bench(
     device: str = typer.Option("auto", help="auto | cpu | cuda | mps"),
     render_size: int = typer.Option(0, help="Long side the network sees (0: the model's default)."),
     upsample: str = typer.Option("guided", help="guided | bilinear"),
+    tta: bool = typer.Option(False, "--tta", help="Time colorize-dir --tta (flip averaging)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Output format (default: same as input)."),
     quality: int = typer.Option(92),
     batch_size: int = typer.Option(8),
@@ -244,7 +245,7 @@ def bench(
     from .bench import bench_main  # noqa: PLC0415
 
     raise typer.Exit(bench_main(scans=scans, count=count, megapixels=megapixels, seed=seed, weights=weights, device=device,
-                                render_size=render_size, upsample=upsample, fmt=fmt, quality=quality, batch_size=batch_size,
+                                render_size=render_size, upsample=upsample, tta=tta, fmt=fmt, quality=quality, batch_size=batch_size,
                                 repeats=repeats, stages=stages, json_out=json_out, max_ratio=max_ratio,
                                 lengths=[int(n) for n in lengths.split(",") if n.strip()]))
 

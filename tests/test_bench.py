@@ -155,3 +155,18 @@ def test_time_shares_add_up_and_leave_out_the_merge_not_used() -> None:
                         "merge (guided)": 2.0, "merge (bilinear, not used)": 50.0, "encode + write": 1.5,
                         "sha256 input + output": 0.5}}
     assert time_shares(stages) == {"decode": 0.3, "network": 0.3, "merge": 0.2, "encode": 0.2}
+
+
+def test_bench_times_colorize_dir_with_the_same_colour_settings() -> None:
+    """`colorize bench --tta` must time `colorize-dir --tta`, not the default."""
+    from dataclasses import asdict
+
+    from colorize_cli.bench.phases import _cli_argv
+    from colorize_cli.settings import OutputSettings
+
+    def argv(color: ColorSettings) -> list[str]:
+        return _cli_argv({"input_root": "in", "out_root": "out", "weights": None, "color": asdict(color),
+                          "output": asdict(OutputSettings()), "runtime": asdict(RuntimeSettings(device="cpu"))})
+
+    assert "--tta" in argv(ColorSettings(tta=True)) and "--tta" not in argv(ColorSettings())
+    assert argv(ColorSettings(render_size=192))[-2:] == ["--render-size", "192"]

@@ -24,6 +24,7 @@ def bench_main(
     device: str = "auto",
     render_size: int = 0,
     upsample: str = "guided",
+    tta: bool = False,
     fmt: str | None = None,
     quality: int = 92,
     batch_size: int = 8,
@@ -44,7 +45,7 @@ def bench_main(
     err = Console(stderr=True)
     settings = BenchSettings(
         weights=weights,
-        color=ColorSettings(render_size=render_size, upsample=upsample),
+        color=ColorSettings(render_size=render_size, upsample=upsample, tta=tta),
         output=OutputSettings(format=fmt.lower() if fmt else None, quality=quality),
         runtime=RuntimeSettings(device=device, batch_size=batch_size),
     )

@@ -31,6 +31,8 @@ def _cli_argv(spec: dict) -> list[str]:
         argv += ["--weights", spec["weights"]]
     if c["render_size"]:
         argv += ["--render-size", str(c["render_size"])]
+    if c.get("tta"):
+        argv += ["--tta"]
     if o["format"]:
         argv += ["--format", o["format"]]
     return argv
