@@ -19,10 +19,11 @@ import pytest
 
 from system_tools import REQUIRED, ensure
 
-from colorize_cli.models.paths import recorded_digest, sidecar_path
+from colorize_cli.models.paths import DEFAULT_MODEL, recorded_digest, sidecar_path
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "weights" / "chromanet-v1.safetensors"
+SHIPPED = REPO / "weights" / DEFAULT_MODEL
+STEM = SHIPPED.stem
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +39,9 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_carries_the_model_its_digest_and_its_card(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
-        assert "colorize_cli/weights/chromanet-v1.safetensors" in names
-        assert z.read("colorize_cli/weights/chromanet-v1.safetensors") == SHIPPED.read_bytes()
-        assert z.read("colorize_cli/weights/chromanet-v1.safetensors.sha256") == sidecar_path(SHIPPED).read_bytes()
+        assert f"colorize_cli/weights/{DEFAULT_MODEL}" in names
+        assert z.read(f"colorize_cli/weights/{DEFAULT_MODEL}") == SHIPPED.read_bytes()
+        assert z.read(f"colorize_cli/weights/{DEFAULT_MODEL}.sha256") == sidecar_path(SHIPPED).read_bytes()
         assert "colorize_cli/weights/MODEL_CARD.md" in names
         assert "colorize_cli/templates/report.html.j2" in names  # the review sheet renders from an installed wheel
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -64,7 +65,7 @@ def test_a_non_editable_install_colorizes_the_samples(wheel: Path, tmp_path: Pat
     assert inst.returncode == 0, inst.stderr
     where = subprocess.run([str(py), "-c", "from colorize_cli.models.paths import DEFAULT_WEIGHTS as w; print(w)"],
                            capture_output=True, text=True, cwd=tmp_path, check=True).stdout.strip()
-    assert where.startswith(str(venv)) and where.endswith("colorize_cli/weights/chromanet-v1.safetensors"), where
+    assert where.startswith(str(venv)) and where.endswith(f"colorize_cli/weights/{DEFAULT_MODEL}"), where
     out = tmp_path / "out"
     run = subprocess.run([str(venv / "bin" / "colorize-dir"), str(REPO / "examples" / "scans"), "--out", str(out), "--quiet", "--json"],
                          capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"})
@@ -88,7 +89,7 @@ def test_version_names_the_package_and_the_model_without_torch(command: str) -> 
     from colorize_cli import __version__
 
     digest = recorded_digest(SHIPPED)
-    assert proc.stdout.splitlines() == [f"colorize-cli {__version__}, model chromanet-v1 (sha256 {digest[:12]})", "torch-free 0"]
+    assert proc.stdout.splitlines() == [f"colorize-cli {__version__}, model {STEM} (sha256 {digest[:12]})", "torch-free 0"]
 
 
 def test_doctor_checks_the_install_and_the_cpu() -> None:
@@ -103,7 +104,7 @@ def test_doctor_checks_the_install_and_the_cpu() -> None:
 
 
 def test_doctor_reports_a_damaged_weights_file_and_exits_1(tmp_path: Path) -> None:
-    bad = tmp_path / "chromanet-v1.safetensors"
+    bad = tmp_path / DEFAULT_MODEL
     data = bytearray(SHIPPED.read_bytes())
     data[len(data) // 2] ^= 0xFF
     bad.write_bytes(bytes(data))
