@@ -36,6 +36,7 @@ from .provenance import Provenance
 from .reading import decode_scan, input_error
 from .inference import Predictor, predict_scans, working_lightness, working_shape
 from .fsutil import InputBytes, is_disk_full, owner_tag, read_input, sha256_file, temp_owner, temp_target
+from .outnames import first_page_name
 from .interrupts import StopFlag, handle_signals
 from .manifest import FileRecord, ManifestWriter, end_record, live_owners, new_run_id, run_header
 from .plan import Plan
@@ -417,7 +418,8 @@ def remove_stale_temps(outputs: Iterable[Path], keep_owners: Collection[str] = (
     """Delete the temp files a killed run (kill -9, power cut) left beside these outputs; returns
     how many. A temp file is removed only when its owner is provably gone: not this process and
     not any run holding a lock on the output folder (``keep_owners``, from the lock files), since
-    every writer holds one. Only temps of the given output names are looked at. One directory
+    every writer holds one. Only temps of the given output names (and of their `_pageN` files)
+    are looked at. One directory
     listing per output folder, not one per file."""
     keep = {owner_tag(), *keep_owners}
     names: dict[Path, set[str]] = {}
@@ -430,7 +432,8 @@ def remove_stale_temps(outputs: Iterable[Path], keep_owners: Collection[str] = (
         except OSError:  # not created yet, or unreadable: nothing of ours can be there
             continue
         for entry in entries:
-            if temp_target(entry.name) in wanted and temp_owner(entry.name) not in keep:
+            target = temp_target(entry.name)
+            if target is not None and (target in wanted or first_page_name(target) in wanted) and temp_owner(entry.name) not in keep:
                 try:
                     os.unlink(entry.path)
                     removed += 1

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from colorize_cli.grayscale import luminance8, orient, to_8bit
 from colorize_cli.reading import READ_FORMATS, ImageError, Scan, read_scan, scan_from_image
-from colorize_cli.writing import WRITE_FORMATS, Page, WriteError, page_path, write_image, write_pages
+from colorize_cli.outnames import page_path
+from colorize_cli.writing import WRITE_FORMATS, Page, WriteError, write_image, write_pages
 
 __all__ = [
     "READ_FORMATS", "WRITE_FORMATS", "ImageError", "Page", "Scan", "WriteError", "luminance8", "orient",

@@ -7,8 +7,10 @@ every scan the same output name.
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from .formats import EXT_FORMAT, EXTENSIONS, NOT_KEPT_SPELLINGS, OUT_FORMATS, output_format
@@ -85,3 +87,28 @@ def assign_outputs(found: Sequence[tuple[str, str]], out_format: str | None, suf
                 out[i] = alt
                 break
     return [o for o in out if o is not None]
+
+
+def page_path(path: Path, index: int) -> Path:
+    """Where page `index` (0-based) goes when the format holds one image a file."""
+    path = Path(path)
+    return path if index == 0 else path.with_name(f"{path.stem}_page{index + 1}{path.suffix}")
+
+
+def page_files(output: Path, pages: int | None) -> list[Path]:
+    """Every file a scan's pages went to: a TIFF holds them all, other formats one file a page.
+    What resume checks before it calls a scan done."""
+    output = Path(output)
+    if not pages or pages <= 1 or EXT_FORMAT.get(output.suffix.lower()) == "TIFF":
+        return [output]
+    return [page_path(output, i) for i in range(pages)]
+
+
+_PAGE_N = re.compile(r"^(?P<stem>.+)_page(?:[2-9]|[1-9][0-9]+)(?P<ext>\.[^.]*)?$")
+
+
+def first_page_name(name: str) -> str:
+    """The name of page 1 for a page-N file name (``a_page3.jpg`` -> ``a.jpg``); other names as
+    they are. The temp sweep uses it to find the page files of the outputs it is given."""
+    m = _PAGE_N.match(name)
+    return m.group("stem") + (m.group("ext") or "") if m else name

@@ -29,6 +29,7 @@ from colorize_cli.fsutil import atomic_output, is_disk_full
 from colorize_cli.grayscale import match_depth, to_8bit
 from colorize_cli.icc import into_input_rgb_space
 from colorize_cli.metadata import Metadata, one_line
+from colorize_cli.outnames import page_path
 from colorize_cli.provenance import Provenance
 
 WRITE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "JPEG2000")
@@ -50,12 +51,6 @@ class Page:
     rgb: np.ndarray
     alpha: np.ndarray | None
     meta: Metadata
-
-
-def page_path(path: Path, index: int) -> Path:
-    """Where page `index` (0-based) goes when the format holds one image a file."""
-    path = Path(path)
-    return path if index == 0 else path.with_name(f"{path.stem}_page{index + 1}{path.suffix}")
 
 
 def write_image(

@@ -478,3 +478,15 @@ def test_twenty_thousand_files_walk_in_seconds(tmp_path):
     assert jobs == [] and len(skipped) == 20_000
     assert {s.reason for s in skipped} == {"empty file"}
     assert elapsed < 10.0, f"walking 20,000 files took {elapsed:.1f} s"
+
+
+def test_page_files_and_their_first_page_name() -> None:
+    from pathlib import Path
+
+    from colorize_cli.outnames import first_page_name, page_files
+
+    assert page_files(Path("o/a.png"), 3) == [Path("o/a.png"), Path("o/a_page2.png"), Path("o/a_page3.png")]
+    assert page_files(Path("o/a.TIF"), 3) == [Path("o/a.TIF")]  # a TIFF holds every page
+    assert page_files(Path("o/a.png"), None) == page_files(Path("o/a.png"), 1) == [Path("o/a.png")]
+    assert [first_page_name(n) for n in ("a_page2.png", "a_page12.jp2", "a_page1.png", "a_page0.png", "x_page3", "a.png")] == [
+        "a.png", "a.jp2", "a_page1.png", "a_page0.png", "x", "a.png"]

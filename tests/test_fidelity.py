@@ -219,6 +219,28 @@ def test_pages_to_a_single_image_format_get_one_file_each(tmp_path, run, random_
     assert tags(out / "pages_page2.png")["XMP-iptcExt:DigitalSourceType"] == DIGITAL_SOURCE_TYPE
 
 
+def test_a_deleted_page_file_is_redone_and_a_killed_runs_page_temp_is_swept(tmp_path, run, random_weights):
+    """Resume checks every page file, not only page 1's, and the stale-temp sweep finds the
+    temps of `_pageN` files too."""
+    src, _, _ = run
+    out = tmp_path / "png"
+    assert colorize_dir(src, out, random_weights, "--include", "pages.tif", "--format", "png").exit_code == 0
+    first = (out / "pages.png").read_bytes()
+    (out / "pages_page2.png").unlink()
+    stale = out / ".pages_page2.png.dead0001.tmp"  # as a run killed mid-write leaves it (owner dead)
+    stale.write_bytes(b"half a page")
+    plan = json.loads(colorize_dir(src, out, random_weights, "--include", "pages.tif", "--format", "png", "--dry-run", "--json").output)
+    assert plan["todo"] == 1 and {"action": "do", "input": "pages.tif", "why": "output missing"} in plan["files"]
+    again = colorize_dir(src, out, random_weights, "--include", "pages.tif", "--format", "png", "--json")
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.output)
+    assert summary["counts"]["done"] == 1 and summary["stale_temps_removed"] == 1
+    assert not stale.exists() and (out / "pages_page2.png").is_file()
+    assert (out / "pages.png").read_bytes() == first  # the same result again
+    third = colorize_dir(src, out, random_weights, "--include", "pages.tif", "--format", "png", "--json")
+    assert json.loads(third.output)["counts"]["done"] == 0  # whole again: nothing to redo
+
+
 def test_a_failing_page_fails_the_file_naming_the_page(tmp_path, random_weights):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from colorize_cli.failures import RETRIED_BY_DEFAULT
 from colorize_cli.fsutil import sha256_file
+from colorize_cli.outnames import page_files
 
 from .records import FileRecord, rel_key
 from .store import read_manifest
@@ -181,6 +182,8 @@ class ResumeIndex:
             return "do", REASON_OUTPUT_MISSING
         if not same_output:
             return "do", REASON_OUTPUT_CHANGED
+        if not all(p.is_file() for p in page_files(Path(output_path), rec.pages)[1:]):
+            return "do", REASON_OUTPUT_MISSING  # a page written one file each, deleted since
         return "skip", REASON_DONE
 
 
