@@ -187,6 +187,7 @@ def calibrate(
     render_size: int = typer.Option(0, help="Long side the network sees (0: the model's default)."),
     min_ratio: float = typer.Option(0.75, help="Least colourfulness, as a fraction of the truth's (0: the best PSNR, whatever the colour)."),
     min_colourfulness: float = typer.Option(0.0, help="Only photos at least this colourful (Hasler-Suesstrunk M; 0: all)."),
+    tta: bool = typer.Option(False, "--tta", help="Score the decodings with flip averaging, as colorize-dir --tta colours."),
 ) -> None:
     """Choose ChromaNet's decoding (mix of regression and bins, temperature, chroma gain) on held-out photos."""
     import json  # noqa: PLC0415
@@ -199,7 +200,7 @@ def calibrate(
         typer.echo(f"colorize calibrate: no photo in {photos} has colourfulness {min_colourfulness} or more", err=True)
         raise typer.Exit(2)
     source = f"{photos}" + (f" (colourfulness >= {min_colourfulness:g}: {len(chosen)} photos)" if min_colourfulness else "")
-    done = calibrate_weights(weights, chosen, out, render_size, min_ratio, source=source)
+    done = calibrate_weights(weights, chosen, out, render_size, min_ratio, source=source, tta=tta)
     for c in done.table:
         typer.echo(f"mix {c.mix:.2f}  T {c.temperature:.2f}  gain {c.gain:.2f}  PSNR {c.psnr:.3f}  dE00 {c.ciede2000:.3f}  ratio {c.colourfulness_ratio:.3f}")
     typer.echo(json.dumps({"chosen": done.meta["calibration"], "weights": str(out), "sha256": done.sha256}, indent=1))

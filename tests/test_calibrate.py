@@ -143,3 +143,19 @@ def test_eval_and_calibrate_refuse_a_floor_no_photo_reaches(tmp_path: Path, phot
 
     res = json.loads(ok.output)
     assert res["photos"] == 2 and [m["tta"] for m in res["models"]] == [False, True]
+
+
+def test_calibrating_with_tta_scores_what_colorize_dir_tta_gives(tmp_path: Path, photos: list) -> None:
+    """Calibrated with --tta, the recorded scores are those of the flip-averaged pipeline, and
+    the network still runs once per photo (the mirror image rides in the same batch)."""
+    from colorize_cli.models.paths import DEFAULT_WEIGHTS
+
+    start = DEFAULT_WEIGHTS  # a trained network: a random one is too nearly colourless for a flip to show
+    done = calibrate_weights(start, photos, tmp_path / "c.safetensors", render_size=64, min_ratio=0.0, tta=True)
+    assert done.meta["calibration"]["tta"] is True
+    model, info = load_model(tmp_path / "c.safetensors")
+    colorizer = from_module(model, info, device="cpu")
+    flip, _, _ = evaluate(photos, colorizer.predictor, ColorSettings(render_size=64, tta=True), 64)
+    plain, _, _ = evaluate(photos, colorizer.predictor, ColorSettings(render_size=64), 64)
+    assert flip["psnr"] == pytest.approx(done.chosen.psnr, abs=0.02)  # fp16 in the file, hence the tolerance
+    assert abs(flip["psnr"] - done.chosen.psnr) < abs(plain["psnr"] - done.chosen.psnr) / 5, (flip, plain, done.chosen)

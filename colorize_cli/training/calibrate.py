@@ -61,12 +61,14 @@ class _Decodings:
 
 
 def calibrate(
-    model: torch.nn.Module, photos: list[tuple[Path, np.ndarray]], render_size: int, min_ratio: float = 0.75
+    model: torch.nn.Module, photos: list[tuple[Path, np.ndarray]], render_size: int, min_ratio: float = 0.75,
+    tta: bool = False,
 ) -> tuple[Choice, list[Choice]]:
-    """The chosen decoding and every candidate's scores; ``photos`` are (path, 8-bit RGB truth)."""
+    """The chosen decoding and every candidate's scores; ``photos`` are (path, 8-bit RGB truth).
+    ``tta``: scored with flip averaging, as `colorize-dir --tta` colours (it mutes colour a little)."""
     decodings = _Decodings(model.eval())
     predictor = Predictor(decodings, torch.device("cpu"), None)
-    color = ColorSettings(render_size=render_size)
+    color = ColorSettings(render_size=render_size, tta=tta)
     grays = [(luminance8(truth), truth) for _, truth in photos]
     results = []
     for mix in MIXES:
@@ -93,7 +95,7 @@ class Calibrated:
 
 def calibrate_weights(
     weights: Path, photos: list[tuple[Path, np.ndarray]], out: Path, render_size: int = 0,
-    min_ratio: float = 0.75, source: str = "",
+    min_ratio: float = 0.75, source: str = "", tta: bool = False,
 ) -> Calibrated:
     """Calibrate a ChromaNet weights file on held-out photos and save the result to ``out``:
     the chosen mix and temperature go into the model's buffers and, with the scores, into the
@@ -102,12 +104,12 @@ def calibrate_weights(
     if not arch_spec(info.arch).calibrated_decoding:
         raise ValueError(f"{weights}: a {info.arch!r} model has no decoding to calibrate (ChromaNet has)")
     render = render_size or int(model.default_render_size)
-    best, table = calibrate(model, photos, render, min_ratio)
+    best, table = calibrate(model, photos, render, min_ratio, tta)
     with torch.no_grad():
         model.mix.fill_(best.mix)
         model.temperature.fill_(best.temperature)
         model.gain.fill_(best.gain)
-    record = {**asdict(best), "photos": source, "render_size": render, "min_ratio": min_ratio}
+    record = {**asdict(best), "photos": source, "render_size": render, "min_ratio": min_ratio, "tta": tta}
     meta = {**info.meta, "calibration": record}
     digest = save_weights(model, info.arch, out, meta=meta)
     return Calibrated(best, table, out, digest, meta)
