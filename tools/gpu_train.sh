@@ -4,7 +4,7 @@
 # time, and leave the exported weights and the log in $OUT. Calibrate and evaluate them here,
 # on the CPU, like any other candidate (weights/MODEL_CARD.md).
 #
-#   python tools/pack_training_photos.py ../shared/data/train --mib 40      # here, once
+#   python tools/pack_training_photos.py ../shared/data/train --mib 32      # here, once
 #   device run, carry ["gpu-pack"]:  bash tools/gpu_train.sh weights/candidates/chromanet-v2-wip.safetensors
 #
 # MINUTES (default 7), DEVICE (default cuda), BATCH, WORKERS, THREADS, HOLDOUT and PACK (the

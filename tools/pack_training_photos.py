@@ -5,7 +5,7 @@ ignored folder (default `gpu-pack/photos`) until a byte budget is reached, takin
 seeded random order. The photos `colorize train` holds out (same split: seed, count) are never
 packed, so the GPU run's checkpoint can be calibrated and checked on them here like any other.
 
-    python tools/pack_training_photos.py ../shared/data/train --mib 40
+    python tools/pack_training_photos.py ../shared/data/train --mib 32
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("src", type=Path, help="folder of training photos (e.g. ../shared/data/train)")
     ap.add_argument("--out", type=Path, default=Path("gpu-pack/photos"))
-    ap.add_argument("--mib", type=float, default=40.0, help="byte budget of the pack, MiB")
+    ap.add_argument("--mib", type=float, default=32.0, help="byte budget of the pack, MiB (the tree that travels holds 64 MiB in all, the weights included)")
     ap.add_argument("--short-side", type=int, default=176, help="photos larger than this are scaled down, px")
     ap.add_argument("--quality", type=int, default=90)
     ap.add_argument("--holdout", type=int, default=300, help="as `colorize train --holdout`")
