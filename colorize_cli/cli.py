@@ -119,21 +119,20 @@ def eval_cmd(
 
     from .api import load_model  # noqa: PLC0415
     from .settings import ColorSettings  # noqa: PLC0415
-    from .training.evaluate import colourful_only, contact_sheet, evaluate, load_truth, photos_in  # noqa: PLC0415
+    from .training.evaluate import contact_sheet, evaluate  # noqa: PLC0415
 
-    truth = colourful_only(load_truth(photos_in(photos)[: limit or None]), min_colourfulness)
-    if not truth:
-        typer.echo(f"colorize eval: no photo in {photos} has colourfulness {min_colourfulness} or more", err=True)
-        raise typer.Exit(2)
+    truth = _held_out_photos("eval", photos, min_colourfulness, limit)
     rows, results = [], []
-    for k, w in enumerate(weights or [None]):
+    baseline = None  # the gray baseline's scores, from the first pass
+    for w in weights or [None]:
         model = load_model(w, device="cpu")
         render = render_size or model.render_size
         for flip in (False, True) if tta else (False,):
             t0 = time.perf_counter()
-            m, g, items = evaluate(truth, model.predictor, ColorSettings(render_size=render, upsample=upsample, tta=flip), render)
+            m, g, items = evaluate(truth, model.predictor, ColorSettings(render_size=render, upsample=upsample, tta=flip), render, baseline)
             seconds = time.perf_counter() - t0
-            if not rows:
+            if baseline is None:
+                baseline = [i.baseline for i in items]
                 rows.append(("gray baseline", g, None))
                 if sheet:
                     contact_sheet(items, sheet)
@@ -152,6 +151,18 @@ def eval_cmd(
         table.add_row(name, f"{r['mse']:.1f}", f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['ciede2000']:.3f}",
                       f"{r['colourfulness_pred']:.1f}", f"{r['colourfulness_ratio']:.3f}", "" if seconds is None else f"{seconds:.1f}")
     Console(width=max(110, Console().width)).print(table)
+
+
+def _held_out_photos(command: str, photos: Path, min_colourfulness: float, limit: int = 0) -> list:
+    """(path, truth) of the photos a folder or list names (the first `limit`), those at least
+    `min_colourfulness` colourful; a usage error (exit 2) when that leaves none."""
+    from .training.evaluate import colourful_only, load_truth, photos_in  # noqa: PLC0415
+
+    chosen = colourful_only(load_truth(photos_in(photos)[: limit or None]), min_colourfulness)
+    if not chosen:
+        typer.echo(f"colorize {command}: no photo in {photos} has colourfulness {min_colourfulness} or more", err=True)
+        raise typer.Exit(2)
+    return chosen
 
 
 @app.command("compare")
@@ -193,12 +204,8 @@ def calibrate(
     import json  # noqa: PLC0415
 
     from .training.calibrate import calibrate_weights  # noqa: PLC0415
-    from .training.evaluate import colourful_only, load_truth, photos_in  # noqa: PLC0415
 
-    chosen = colourful_only(load_truth(photos_in(photos)), min_colourfulness)
-    if not chosen:
-        typer.echo(f"colorize calibrate: no photo in {photos} has colourfulness {min_colourfulness} or more", err=True)
-        raise typer.Exit(2)
+    chosen = _held_out_photos("calibrate", photos, min_colourfulness)
     source = f"{photos}" + (f" (colourfulness >= {min_colourfulness:g}: {len(chosen)} photos)" if min_colourfulness else "")
     done = calibrate_weights(weights, chosen, out, render_size, min_ratio, source=source, tta=tta)
     for c in done.table:

@@ -39,15 +39,18 @@ def load_truth(paths: list[Path]) -> list[tuple[Path, np.ndarray]]:
 
 
 def evaluate(
-    photos: list[tuple[Path, np.ndarray]], predictor: Predictor, color: ColorSettings, render_size: int
+    photos: list[tuple[Path, np.ndarray]], predictor: Predictor, color: ColorSettings, render_size: int,
+    baseline: list[ImageScores] | None = None,
 ) -> tuple[dict, dict, list[EvalItem]]:
-    """Summaries for the model and the gray baseline (a*b* = 0), and per-image items."""
+    """Summaries for the model and the gray baseline (a*b* = 0), and per-image items.
+    ``baseline``: the gray baseline's scores from an earlier pass over the same photos, reused
+    (they do not depend on the model), so several models in one run score it once."""
     items = []
-    for path, truth in photos:
+    for k, (path, truth) in enumerate(photos):
         gray = luminance8(truth)
         pred = colorize_gray(gray, predictor, color, render_size)
-        base = np.repeat(gray[..., None], 3, axis=-1)
-        items.append(EvalItem(path, gray, truth, pred, score(pred, truth), score(base, truth)))
+        base = baseline[k] if baseline is not None else score(np.repeat(gray[..., None], 3, axis=-1), truth)
+        items.append(EvalItem(path, gray, truth, pred, score(pred, truth), base))
     return summarise([i.model for i in items]), summarise([i.baseline for i in items]), items
 
 
