@@ -65,6 +65,7 @@ def train(
     cpu_minutes: float = typer.Option(60.0, help="Budget of process CPU time, minutes (all threads)."),
     batch: int = typer.Option(24, help="Crops per step."),
     crop: int = typer.Option(128, help="Training crop side, px."),
+    min_scale: float = typer.Option(0.6, help="Smallest crop, as a fraction of the photo's short side, before it is resized to --crop."),
     lr: float = typer.Option(1e-3, help="Learning rate of the new layers."),
     holdout: int = typer.Option(300, help="Photos held out for validation."),
     seed: int = typer.Option(0),
@@ -88,7 +89,7 @@ def train(
 
     cfg = TrainConfig(
         data=tuple(str(d) for d in data), out=str(out), arch=arch, cpu_minutes=cpu_minutes, batch=batch,
-        lr=lr, crop=CropSettings(size=crop, marks=marks), holdout=holdout, seed=seed, threads=threads, device=device,
+        lr=lr, crop=CropSettings(size=crop, min_scale=min_scale, marks=marks), holdout=holdout, seed=seed, threads=threads, device=device,
         pretrained=pretrained, init=str(init or ""), ema=ema, freeze_fraction=freeze_fraction, encoder_lr=encoder_lr,
         warmup=warmup, wall_minutes=wall_minutes, workers=workers,
     )
@@ -198,6 +199,7 @@ def calibrate(
     render_size: int = typer.Option(0, help="Long side the network sees (0: the model's default)."),
     min_ratio: float = typer.Option(0.75, help="Least colourfulness, as a fraction of the truth's (0: the best PSNR, whatever the colour)."),
     min_colourfulness: float = typer.Option(0.0, help="Only photos at least this colourful (Hasler-Suesstrunk M; 0: all)."),
+    min_vivid_ratio: float = typer.Option(0.0, help="Least colourfulness ratio on the colourful photos alone (truth M >= 30; 0: no such floor)."),
     tta: bool = typer.Option(False, "--tta", help="Score the decodings with flip averaging, as colorize-dir --tta colours."),
 ) -> None:
     """Choose ChromaNet's decoding (mix of regression and bins, temperature, chroma gain) on held-out photos."""
@@ -207,9 +209,10 @@ def calibrate(
 
     chosen = _held_out_photos("calibrate", photos, min_colourfulness)
     source = f"{photos}" + (f" (colourfulness >= {min_colourfulness:g}: {len(chosen)} photos)" if min_colourfulness else "")
-    done = calibrate_weights(weights, chosen, out, render_size, min_ratio, source=source, tta=tta)
+    done = calibrate_weights(weights, chosen, out, render_size, min_ratio, source=source, tta=tta, min_vivid_ratio=min_vivid_ratio)
     for c in done.table:
-        typer.echo(f"mix {c.mix:.2f}  T {c.temperature:.2f}  gain {c.gain:.2f}  PSNR {c.psnr:.3f}  dE00 {c.ciede2000:.3f}  ratio {c.colourfulness_ratio:.3f}")
+        typer.echo(f"mix {c.mix:.2f}  T {c.temperature:.2f}  gain {c.gain:.2f}  PSNR {c.psnr:.3f}  dE00 {c.ciede2000:.3f}  "
+                   f"ratio {c.colourfulness_ratio:.3f}  colourful {c.vivid_ratio:.3f}")
     typer.echo(json.dumps({"chosen": done.meta["calibration"], "weights": str(out), "sha256": done.sha256}, indent=1))
 
 

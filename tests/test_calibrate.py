@@ -159,3 +159,64 @@ def test_calibrating_with_tta_scores_what_colorize_dir_tta_gives(tmp_path: Path,
     plain, _, _ = evaluate(photos, colorizer.predictor, ColorSettings(render_size=64), 64)
     assert flip["psnr"] == pytest.approx(done.chosen.psnr, abs=0.02)  # fp16 in the file, hence the tolerance
     assert abs(flip["psnr"] - done.chosen.psnr) < abs(plain["psnr"] - done.chosen.psnr) / 5, (flip, plain, done.chosen)
+
+
+def test_the_colourful_floor_holds_the_colourful_photos_to_their_own_ratio(tmp_path: Path, photos: list) -> None:
+    from colorize_cli.training.metrics import colourfulness, summarise
+
+    # A third, muted photo: the colourful floor must judge the two colourful ones alone.
+    path, truth = photos[0]
+    gray = truth.mean(axis=2, keepdims=True)
+    muted = np.clip(gray + 0.25 * (truth - gray), 0, 255).astype(np.uint8)
+    mixed = [*photos, (tmp_path / "muted.png", muted)]
+    levels = [colourfulness(t) for _, t in mixed]
+    vivid_at = (levels[2] + min(levels[:2])) / 2
+    assert levels[2] < vivid_at < min(levels[:2])  # the test's premise
+
+    torch.manual_seed(2)
+    model = build("chromanet").eval()
+    with torch.no_grad():
+        model.classify.bias.add_(torch.linspace(-3, 3, model.classify.bias.numel()))  # some colour to decode
+    _, table = calibrate(model, mixed, 64, min_ratio=0.0)
+    top = max(table, key=lambda c: c.psnr)
+    floor = top.vivid_ratio + 1e-6  # just above the best-PSNR decoding's: it must be passed over
+    best, table = calibrate(model, mixed, 64, min_ratio=0.0, min_vivid_ratio=floor, vivid_at=vivid_at)
+    allowed = [c for c in table if c.vivid_ratio >= floor]
+    assert allowed and best == max(allowed, key=lambda c: c.psnr) and best != top
+    assert best.vivid_ratio != pytest.approx(best.colourfulness_ratio)  # the muted photo counts in one, not the other
+
+    # Its colourful ratio is what the chosen decoding, run the ordinary way, gives on the colourful photos.
+    with torch.no_grad():
+        model.mix.fill_(best.mix)
+        model.temperature.fill_(best.temperature)
+        model.gain.fill_(best.gain)
+    from colorize_cli.models.weights import ModelInfo
+
+    colorizer = from_module(model, ModelInfo(name="t", arch="chromanet", sha256="", meta={}), device="cpu")
+    _, _, items = evaluate(mixed, colorizer.predictor, ColorSettings(render_size=64), 64)
+    vivid = summarise([i.model for i in items if colourfulness(i.truth) >= vivid_at])
+    assert vivid["colourfulness_ratio"] == pytest.approx(best.vivid_ratio, abs=0.01)
+
+
+def test_split_holdout_mixes_every_source_into_both_halves(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    lines = [f"/data/train/{src}/{k:03d}.jpg" for src in ("aaa", "bbb") for k in range(20)]  # sorted, as train writes
+    holdout = tmp_path / "holdout.txt"
+    holdout.write_text("\n".join(lines) + "\n")
+
+    def run(seed: int) -> tuple[list[str], list[str]]:
+        a, b = tmp_path / f"a{seed}.txt", tmp_path / f"b{seed}.txt"
+        done = subprocess.run([sys.executable, str(root / "tools" / "split_holdout.py"), str(holdout), str(a), str(b), "--seed", str(seed)],
+                              capture_output=True, text=True, check=True)
+        assert done.stdout.startswith("20 photos to choose on")
+        return a.read_text().splitlines(), b.read_text().splitlines()
+
+    first, second = run(1)
+    assert len(first) == len(second) == 20 and sorted(first + second) == lines
+    for half in (first, second):
+        assert {p.split("/")[3] for p in half} == {"aaa", "bbb"}  # not the sorted file's two halves
+        assert 4 <= sum("/aaa/" in p for p in half) <= 16
+    assert run(1) == (first, second) and run(2) != (first, second)  # seeded: reproducible, and the seed matters

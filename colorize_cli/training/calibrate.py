@@ -6,12 +6,15 @@ through a ``Predictor``: working size, tiles, network, upsampling, merge), as us
 network itself runs once per photo: :class:`_Decodings` keeps its raw outputs and only decodes
 them again per candidate. The rule: among decodings whose colourfulness is at least `min_ratio`
 of the truth's, take the one with the best PSNR; colour that is vivid but wrong loses, and so
-does colour so timid it is nearly gray.
+does colour so timid it is nearly gray. A second floor, `min_vivid_ratio`, can hold the
+colourful photos among them (truth colourfulness at least `vivid_at`) to their own ratio, since
+a model that is colourful enough on average may still be timid exactly where colour is vivid.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from .metrics import score, summarise
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEMPERATURES = (0.38, 0.6, 1.0)
 GAINS = (1.0, 1.1, 1.2, 1.3)
+VIVID_AT = 30.0  # Hasler-Suesstrunk colourfulness from which a photo counts as colourful
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Choice:
     psnr: float
     ciede2000: float
     colourfulness_ratio: float
+    vivid_ratio: float  # the ratio over the colourful photos alone (NaN: none is that colourful)
 
 
 class _Decodings:
@@ -62,7 +67,7 @@ class _Decodings:
 
 def calibrate(
     model: torch.nn.Module, photos: list[tuple[Path, np.ndarray]], render_size: int, min_ratio: float = 0.75,
-    tta: bool = False,
+    tta: bool = False, min_vivid_ratio: float = 0.0, vivid_at: float = VIVID_AT,
 ) -> tuple[Choice, list[Choice]]:
     """The chosen decoding and every candidate's scores; ``photos`` are (path, 8-bit RGB truth).
     ``tta``: scored with flip averaging, as `colorize-dir --tta` colours (it mutes colour a little)."""
@@ -75,9 +80,12 @@ def calibrate(
         for t in TEMPERATURES if mix > 0 else (1.0,):
             for gain in GAINS:
                 decodings.mix, decodings.temperature, decodings.gain = mix, t, gain
-                s = summarise([score(colorize_gray(gray, predictor, color, render_size), truth) for gray, truth in grays])
-                results.append(Choice(mix, t, gain, s["psnr"], s["ciede2000"], s["colourfulness_ratio"]))
-    ok = [c for c in results if c.colourfulness_ratio >= min_ratio]
+                scores = [score(colorize_gray(gray, predictor, color, render_size), truth) for gray, truth in grays]
+                s = summarise(scores)
+                vivid = [x for x in scores if x.colourfulness_truth >= vivid_at]
+                v = summarise(vivid)["colourfulness_ratio"] if vivid else math.nan
+                results.append(Choice(mix, t, gain, s["psnr"], s["ciede2000"], s["colourfulness_ratio"], v))
+    ok = [c for c in results if c.colourfulness_ratio >= min_ratio and (min_vivid_ratio <= 0 or c.vivid_ratio >= min_vivid_ratio)]
     best = max(ok, key=lambda c: c.psnr) if ok else max(results, key=lambda c: c.colourfulness_ratio)
     return best, results
 
@@ -95,7 +103,7 @@ class Calibrated:
 
 def calibrate_weights(
     weights: Path, photos: list[tuple[Path, np.ndarray]], out: Path, render_size: int = 0,
-    min_ratio: float = 0.75, source: str = "", tta: bool = False,
+    min_ratio: float = 0.75, source: str = "", tta: bool = False, min_vivid_ratio: float = 0.0,
 ) -> Calibrated:
     """Calibrate a ChromaNet weights file on held-out photos and save the result to ``out``:
     the chosen mix and temperature go into the model's buffers and, with the scores, into the
@@ -104,12 +112,16 @@ def calibrate_weights(
     if not arch_spec(info.arch).calibrated_decoding:
         raise ValueError(f"{weights}: a {info.arch!r} model has no decoding to calibrate (ChromaNet has)")
     render = render_size or int(model.default_render_size)
-    best, table = calibrate(model, photos, render, min_ratio, tta)
+    best, table = calibrate(model, photos, render, min_ratio, tta, min_vivid_ratio)
     with torch.no_grad():
         model.mix.fill_(best.mix)
         model.temperature.fill_(best.temperature)
         model.gain.fill_(best.gain)
     record = {**asdict(best), "photos": source, "render_size": render, "min_ratio": min_ratio, "tta": tta}
+    if min_vivid_ratio > 0:
+        record["min_vivid_ratio"] = min_vivid_ratio
+    if math.isnan(best.vivid_ratio):
+        record["vivid_ratio"] = None  # strict JSON has no NaN
     meta = {**info.meta, "calibration": record}
     digest = save_weights(model, info.arch, out, meta=meta)
     return Calibrated(best, table, out, digest, meta)
