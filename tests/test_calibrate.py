@@ -143,6 +143,14 @@ def test_eval_and_calibrate_refuse_a_floor_no_photo_reaches(tmp_path: Path, phot
 
     res = json.loads(ok.output)
     assert res["photos"] == 2 and [m["tta"] for m in res["models"]] == [False, True]
+    # The --tta row is paired with the first row, photo by photo.
+    against = res["models"][1]["against"]
+    assert against["model"] == res["models"][0]["model"] and against["psnr"]["n"] == 2
+    mean = res["models"][1]["metrics"]["psnr"] - res["models"][0]["metrics"]["psnr"]
+    assert against["psnr"]["mean"] == pytest.approx(mean) and against["psnr"]["low"] <= against["psnr"]["mean"] <= against["psnr"]["high"]
+    assert "against" not in res["models"][0]
+    text = runner.invoke(app, ["eval", str(listing), "--weights", str(random_weights), "--tta"])
+    assert text.exit_code == 0 and f"{res['models'][1]['model']} against {res['models'][0]['model']}, photo by photo: PSNR " in text.output
 
 
 def test_calibrating_with_tta_scores_what_colorize_dir_tta_gives(tmp_path: Path, photos: list) -> None:

@@ -16,6 +16,7 @@ from colorize_cli.training.metrics import (
     colourfulness,
     mean_ciede2000,
     mse_rgb,
+    paired_difference,
     psnr_from_mse,
     psnr_rgb,
     score,
@@ -304,3 +305,30 @@ def test_summarise_all_gray_truth_gives_nan_ratio_and_empty_fails() -> None:
     assert math.isnan(summarise([s])["colourfulness_ratio"])
     with pytest.raises(ValueError, match="no scores to summarise"):
         summarise([])
+
+
+def test_paired_difference_known_values() -> None:
+    same = paired_difference([20.0, 25.0, 30.0], [21.0, 26.0, 31.0])  # B one dB better on every photo
+    assert (same.n, same.mean, same.low, same.high, same.higher) == (3, 1.0, 1.0, 1.0, 1.0)
+    split = paired_difference([0.0] * 4, [2.0, -2.0, 2.0, -2.0])
+    assert split.mean == 0.0 and split.higher == 0.5 and -2.0 <= split.low < 0.0 < split.high <= 2.0
+
+
+def test_paired_difference_interval_covers_the_mean_and_narrows_with_more_photos() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.normal(24, 3, 400)  # photos differ by several dB; the models by 0.2 dB, with noise
+    b = a + 0.2 + rng.normal(0, 0.5, 400)
+    many, few = paired_difference(a, b), paired_difference(a[:25], b[:25])
+    assert many.low < many.mean < many.high and 0.1 < many.mean < 0.3
+    assert many.low > 0  # pairing sees a difference the photos' spread (3 dB) would hide
+    assert (many.high - many.low) < (few.high - few.low) / 2
+    assert paired_difference(a, b) == many  # seeded
+
+
+def test_paired_difference_rejects_unequal_empty_or_infinite_scores() -> None:
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        paired_difference([], [])
+    with pytest.raises(ValueError, match=r"shapes \(2,\) and \(1,\)"):
+        paired_difference([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="not finite"):
+        paired_difference([20.0, 30.0], [21.0, math.inf])
