@@ -224,7 +224,11 @@ def calibrate(
 
     chosen = _held_out_photos("calibrate", photos, min_colourfulness)
     source = f"{photos}" + (f" (colourfulness >= {min_colourfulness:g}: {len(chosen)} photos)" if min_colourfulness else "")
-    done = calibrate_weights(weights, chosen, out, render_size, min_ratio, source=source, tta=tta, min_vivid_ratio=min_vivid_ratio)
+    try:
+        done = calibrate_weights(weights, chosen, out, render_size, min_ratio, source=source, tta=tta, min_vivid_ratio=min_vivid_ratio)
+    except ValueError as e:
+        typer.echo(f"colorize calibrate: {e}", err=True)
+        raise typer.Exit(2) from None
     for c in done.table:
         typer.echo(f"mix {c.mix:.2f}  T {c.temperature:.2f}  gain {c.gain:.2f}  PSNR {c.psnr:.3f}  dE00 {c.ciede2000:.3f}  "
                    f"ratio {c.colourfulness_ratio:.3f}  colourful {c.vivid_ratio:.3f}")

@@ -137,6 +137,15 @@ def test_eval_and_calibrate_refuse_a_floor_no_photo_reaches(tmp_path: Path, phot
     for res, cmd in ((ev, "eval"), (cal, "calibrate")):
         assert res.exit_code == 2 and f"colorize {cmd}: no photo in {listing} has colourfulness 500" in res.output
     assert not (tmp_path / "c.safetensors").exists()
+    # A floor on the colourful photos when none of them is colourful: a usage error, nothing written.
+    muted = tmp_path / "muted.txt"
+    for k, (_, truth) in enumerate(photos):
+        gray = truth.mean(axis=2, keepdims=True)
+        Image.fromarray(np.clip(gray + 0.2 * (truth - gray), 0, 255).astype(np.uint8)).save(tmp_path / f"muted{k}.png")
+    muted.write_text("".join(f"{tmp_path / f'muted{k}.png'}\n" for k in range(len(photos))))
+    floor = runner.invoke(app, ["calibrate", str(random_weights), str(muted), "--out", str(tmp_path / "c.safetensors"), "--min-vivid-ratio", "0.5"])
+    assert floor.exit_code == 2 and "colorize calibrate: no photo has colourfulness 30 or more" in floor.output, floor.output
+    assert not (tmp_path / "c.safetensors").exists()
     ok = runner.invoke(app, ["eval", str(listing), "--weights", str(random_weights), "--min-colourfulness", "1", "--json", "--tta"])
     assert ok.exit_code == 0, ok.output
     import json

@@ -26,7 +26,7 @@ from ..inference import Predictor, colorize_gray
 from ..models import arch_spec
 from ..models.weights import load_model, save_weights
 from ..settings import ColorSettings
-from .metrics import score, summarise
+from .metrics import colourfulness, score, summarise
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEMPERATURES = (0.38, 0.6, 1.0)
@@ -71,6 +71,8 @@ def calibrate(
 ) -> tuple[Choice, list[Choice]]:
     """The chosen decoding and every candidate's scores; ``photos`` are (path, 8-bit RGB truth).
     ``tta``: scored with flip averaging, as `colorize-dir --tta` colours (it mutes colour a little)."""
+    if min_vivid_ratio > 0 and not any(colourfulness(truth) >= vivid_at for _, truth in photos):
+        raise ValueError(f"no photo has colourfulness {vivid_at:g} or more, so none can be held to a colourful floor")
     decodings = _Decodings(model.eval())
     predictor = Predictor(decodings, torch.device("cpu"), None)
     color = ColorSettings(render_size=render_size, tta=tta)
