@@ -149,7 +149,11 @@ def eval_cmd(
             if first is None:
                 first = (name, scores)
                 continue
-            paired = {k: paired_difference([getattr(s, k) for s in first[1]], [getattr(s, k) for s in scores]) for k in ("psnr", "ciede2000")}
+            try:
+                paired = {k: paired_difference([getattr(s, k) for s in first[1]], [getattr(s, k) for s in scores]) for k in ("psnr", "ciede2000")}
+            except ValueError as e:  # e.g. a photo reproduced exactly: infinite PSNR has no difference
+                lines.append(f"{name} against {first[0]}: not paired ({e})")
+                continue
             results[-1]["against"] = {"model": first[0], **{k: asdict(v) for k, v in paired.items()}}
             p, e = paired["psnr"], paired["ciede2000"]
             lines.append(f"{name} against {first[0]}, photo by photo: PSNR {p.mean:+.3f} dB (95 % interval {p.low:+.3f} to {p.high:+.3f}), "

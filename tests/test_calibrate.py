@@ -237,3 +237,21 @@ def test_split_holdout_mixes_every_source_into_both_halves(tmp_path: Path) -> No
         assert {p.split("/")[3] for p in half} == {"aaa", "bbb"}  # not the sorted file's two halves
         assert 4 <= sum("/aaa/" in p for p in half) <= 16
     assert run(1) == (first, second) and run(2) != (first, second)  # seeded: reproducible, and the seed matters
+
+
+def test_eval_says_why_a_row_is_not_paired_and_still_scores_it(tmp_path: Path, photos: list, random_weights: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import colorize_cli.training.metrics as metrics
+    from colorize_cli.cli import app
+
+    def refuse(a, b, **kw):
+        raise ValueError("a per-photo score is not finite (an exact reproduction has infinite PSNR)")
+
+    monkeypatch.setattr(metrics, "paired_difference", refuse)
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{p}\n" for p, _ in photos))
+    res = CliRunner().invoke(app, ["eval", str(listing), "--weights", str(random_weights), "--tta"])
+    assert res.exit_code == 0, res.output
+    assert "+tta against" in res.output and ": not paired (a per-photo score is not finite" in res.output
+    assert res.output.count("│") > 10  # the table is still printed
