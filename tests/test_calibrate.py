@@ -194,7 +194,7 @@ def test_the_colourful_floor_holds_the_colourful_photos_to_their_own_ratio(tmp_p
     model = build("chromanet").eval()
     with torch.no_grad():
         model.classify.bias.add_(torch.linspace(-3, 3, model.classify.bias.numel()))  # some colour to decode
-    _, table = calibrate(model, mixed, 64, min_ratio=0.0)
+    _, table = calibrate(model, mixed, 64, min_ratio=0.0, vivid_at=vivid_at)
     top = max(table, key=lambda c: c.psnr)
     floor = top.vivid_ratio + 1e-6  # just above the best-PSNR decoding's: it must be passed over
     best, table = calibrate(model, mixed, 64, min_ratio=0.0, min_vivid_ratio=floor, vivid_at=vivid_at)

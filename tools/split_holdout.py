@@ -13,13 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-
-def split(lines: list[str], seed: int) -> tuple[list[str], list[str]]:
-    order = np.random.default_rng(seed).permutation(len(lines))
-    half = len(lines) // 2
-    return sorted(lines[i] for i in order[:half]), sorted(lines[i] for i in order[half:])
+from colorize_cli.training.loop import split_photos
 
 
 def main() -> None:
@@ -30,7 +24,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     lines = [ln for ln in a.holdout.read_text().splitlines() if ln.strip()]
-    first, second = split(lines, a.seed)
+    second, first = split_photos(lines, len(lines) // 2, a.seed)  # the same seeded draw training holds photos out with
     a.choose.write_text("".join(f"{ln}\n" for ln in first))
     a.check.write_text("".join(f"{ln}\n" for ln in second))
     print(f"{len(first)} photos to choose on -> {a.choose}; {len(second)} to check on -> {a.check}")

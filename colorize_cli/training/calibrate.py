@@ -26,7 +26,8 @@ from ..inference import Predictor, colorize_gray
 from ..models import arch_spec
 from ..models.weights import load_model, save_weights
 from ..settings import ColorSettings
-from .metrics import colourfulness, score, summarise
+from .evaluate import colourful_only
+from .metrics import score, summarise
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEMPERATURES = (0.38, 0.6, 1.0)
@@ -71,7 +72,8 @@ def calibrate(
 ) -> tuple[Choice, list[Choice]]:
     """The chosen decoding and every candidate's scores; ``photos`` are (path, 8-bit RGB truth).
     ``tta``: scored with flip averaging, as `colorize-dir --tta` colours (it mutes colour a little)."""
-    if min_vivid_ratio > 0 and not any(colourfulness(truth) >= vivid_at for _, truth in photos):
+    colourful = {path for path, _ in colourful_only(photos, vivid_at)}
+    if min_vivid_ratio > 0 and not colourful:
         raise ValueError(f"no photo has colourfulness {vivid_at:g} or more, so none can be held to a colourful floor")
     decodings = _Decodings(model.eval())
     predictor = Predictor(decodings, torch.device("cpu"), None)
@@ -84,7 +86,7 @@ def calibrate(
                 decodings.mix, decodings.temperature, decodings.gain = mix, t, gain
                 scores = [score(colorize_gray(gray, predictor, color, render_size), truth) for gray, truth in grays]
                 s = summarise(scores)
-                vivid = [x for x in scores if x.colourfulness_truth >= vivid_at]
+                vivid = [x for x, (path, _) in zip(scores, photos) if path in colourful]
                 v = summarise(vivid)["colourfulness_ratio"] if vivid else math.nan
                 results.append(Choice(mix, t, gain, s["psnr"], s["ciede2000"], s["colourfulness_ratio"], v))
     ok = [c for c in results if c.colourfulness_ratio >= min_ratio and (min_vivid_ratio <= 0 or c.vivid_ratio >= min_vivid_ratio)]
