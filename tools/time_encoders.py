@@ -40,22 +40,24 @@ def main() -> None:
     torch.manual_seed(0)
     net, lite2 = build("chromanet"), _lite2()
     rgb = torch.randn(args.batch, 3, args.size, args.size)
-    steps: dict[str, Callable[[], None]] = {
-        "mobilenetv2 encoder": lambda: net.encoder(rgb)[-1].mean().backward(),
-        "efficientnet-lite2 encoder": lambda: lite2.extract_features(rgb).mean().backward(),
-        "chromanet, whole network": lambda: net(rgb[:, :1])[0].mean().backward(),
+    # name -> (the module whose parameters are counted, one forward and backward through it)
+    steps: dict[str, tuple[torch.nn.Module, Callable[[], None]]] = {
+        "mobilenetv2 encoder": (net.encoder, lambda: net.encoder(rgb)[-1].mean().backward()),
+        "efficientnet-lite2 encoder": (lite2, lambda: lite2.extract_features(rgb).mean().backward()),
+        "chromanet, whole network": (net, lambda: net(rgb[:, :1])[0].mean().backward()),
     }
     seconds = dict.fromkeys(steps, 0.0)
-    for step in steps.values():  # warm-up
+    for _, step in steps.values():  # warm-up
         step()
     for _ in range(args.rounds):
-        for name, step in steps.items():
+        for name, (_, step) in steps.items():
             start = time.perf_counter()
             step()
             seconds[name] += time.perf_counter() - start
     base = seconds["mobilenetv2 encoder"]
-    for name, total in seconds.items():
-        params = sum(p.numel() for p in (lite2 if "lite2" in name else net.encoder if "encoder" in name else net).parameters())
+    for name, (module, _) in steps.items():
+        total = seconds[name]
+        params = sum(p.numel() for p in module.parameters())
         print(f"{name:28s} {total / args.rounds:6.3f} s/step  {total / base:4.2f}x MobileNetV2  {params / 1e6:5.2f} M parameters")
 
 
