@@ -128,3 +128,65 @@ def test_the_prepared_gpu_script_packs_trains_and_leaves_weights_in_out(tmp_path
     model, info = load_model(out / "chromanet.safetensors")
     assert info.meta["train"]["wall_minutes"] == 0.05 and info.meta["train"]["init"] == str(random_weights)
     assert (out / "log.jsonl").is_file() and not (out / "run" / "checkpoint.pt").exists()
+
+
+def _fit_constant(kind: str, targets: torch.Tensor) -> float:
+    """The single value that minimises the regression loss over ``targets``, by gradient descent."""
+    from colorize_cli.training.losses import regression_loss
+
+    c = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([c], lr=0.01)
+    for _ in range(1500):
+        opt.zero_grad()
+        regression_loss(c.expand_as(targets), targets, kind).backward()
+        opt.step()
+    return float(c.detach())
+
+
+def test_the_squared_error_learns_the_mean_the_smooth_l1_the_median() -> None:
+    # A skewed chroma: mostly near gray, sometimes vivid (values in units of 100 a*b*).
+    targets = torch.tensor([0.0, 0.01, 0.02, 0.03, 0.04, 0.6, 0.8])
+    assert abs(_fit_constant("mse", targets) - float(targets.mean())) < 0.005  # 0.214: what PSNR rewards
+    assert abs(_fit_constant("smooth-l1", targets) - float(targets.median())) < 0.02  # 0.03: greyer
+
+
+def test_an_unknown_regression_loss_is_refused_with_the_choices(tmp_path: Path) -> None:
+    import pytest
+
+    from colorize_cli.models import build
+    from colorize_cli.training.losses import regression_loss
+    from colorize_cli.training.objectives import make_objective
+
+    with pytest.raises(ValueError, match="unknown regression loss 'l3'; choose one of smooth-l1, mse"):
+        regression_loss(torch.zeros(2), torch.zeros(2), "l3")
+    photos = [np.full((40, 40, 3), (200, 60, 30), np.uint8)]
+    with pytest.raises(ValueError, match="unknown regression loss 'l3'"):
+        make_objective("chromanet", build("chromanet"), photos, torch.device("cpu"), 0, reg_loss="l3")
+    with pytest.raises(ValueError, match="--reg-loss mse applies to chromanet, not 'koala'"):
+        make_objective("koala", build("koala"), photos, torch.device("cpu"), 0, reg_loss="mse")
+
+
+def test_training_with_the_squared_error_records_it_and_scores_it(tmp_path: Path, random_weights: Path) -> None:
+    from colorize_cli.models import build
+    from colorize_cli.training.data import make_batch
+    from colorize_cli.training.losses import MSE_WEIGHT
+    from colorize_cli.training.objectives import make_objective
+
+    data = _colour_photos(tmp_path / "photos")
+    cfg = TrainConfig(data=(str(data),), out=str(tmp_path / "run"), cpu_minutes=0.02, batch=4,
+                      crop=CropSettings(size=64), holdout=2, threads=1, pretrained=False,
+                      init=str(random_weights), checkpoint_every_s=1e9, reg_loss="mse")
+    lines: list[str] = []
+    _, info = load_model(train(cfg, log=lines.append))
+    assert info.meta["train"]["reg_loss"] == "mse"
+    # The objective's regression part is the weighted squared error of the pooled a*b*.
+    model = build("chromanet").eval()
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(data.iterdir())]
+    _, lab, _ = make_batch(photos, np.random.default_rng(0), 2, CropSettings(size=64, marks=0.0))
+    labt = torch.from_numpy(lab)
+    with torch.no_grad():
+        out = model(labt[:, :1])
+        _, parts = make_objective("chromanet", model, photos, torch.device("cpu"), 0, reg_loss="mse")(out, labt, None)
+    ab = torch.nn.functional.adaptive_avg_pool2d(labt[:, 1:], out[0].shape[-2:])
+    expected = MSE_WEIGHT * float(((out[0] - ab) ** 2).mean()) / 100.0**2
+    assert abs(parts["reg"] - expected) < 1e-4 * max(expected, 1.0)

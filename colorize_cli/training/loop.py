@@ -50,6 +50,7 @@ class TrainConfig:
     warmup: int = 0  # steps of linear learning-rate warm-up (a fresh Adam on trained weights needs it)
     wall_minutes: float = 0.0  # if set, the budget is wall time instead (a GPU run, whose CPU time says little)
     workers: int = 1  # threads cutting crops; more than 1 feeds a GPU, but the batch order is then not reproducible
+    reg_loss: str = "smooth-l1"  # ChromaNet's regression term: smooth-l1 (v1) or mse
 
 
 def lr_scale(step: int, frac: float, warmup: int) -> float:
@@ -91,7 +92,7 @@ def _freeze_pretrained_bn(model: nn.Module) -> None:
 
 
 def make_objective(cfg: TrainConfig, model: nn.Module, photos: list[np.ndarray], device: torch.device) -> Callable:
-    return objectives.make_objective(cfg.arch, model, photos, device, cfg.seed)
+    return objectives.make_objective(cfg.arch, model, photos, device, cfg.seed, reg_loss=cfg.reg_loss)
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:

@@ -19,9 +19,11 @@ from .data import CropSettings, make_batch
 Objective = Callable[[object, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
 
 
-def chromanet(model: nn.Module, photos: list[np.ndarray], device: torch.device, seed: int) -> Objective:
-    """Regression plus classification over a*b* bins, rebalanced by the bins' prior on these photos
-    (sampled at the model's output resolution)."""
+def chromanet(model: nn.Module, photos: list[np.ndarray], device: torch.device, seed: int, reg_loss: str = "smooth-l1") -> Objective:
+    """Regression (``reg_loss``) plus classification over a*b* bins, rebalanced by the bins' prior on
+    these photos (sampled at the model's output resolution)."""
+    if reg_loss not in losses.REG_LOSSES:
+        raise ValueError(f"unknown regression loss {reg_loss!r}; choose one of {', '.join(losses.REG_LOSSES)}")
     rng = np.random.default_rng(seed + 1)
     _, lab, _ = make_batch(photos, rng, 256, CropSettings(size=64, damage=0.0))
     step = model.output_scale
@@ -29,7 +31,7 @@ def chromanet(model: nn.Module, photos: list[np.ndarray], device: torch.device, 
     centres = model.bin_centres.cpu().numpy()
     weights = torch.from_numpy(losses.rebalance_weights(losses.ab_prior(sample, centres))).to(device)
     centres_t = model.bin_centres.float()
-    return lambda out, lab, rgb: losses.chromanet_loss(out, lab, centres_t, weights)
+    return lambda out, lab, rgb: losses.chromanet_loss(out, lab, centres_t, weights, reg_loss=reg_loss)
 
 
 def seed_rgb(model: nn.Module, photos: list[np.ndarray], device: torch.device, seed: int, peak: float) -> Objective:
@@ -44,6 +46,13 @@ def koala(model: nn.Module, photos: list[np.ndarray], device: torch.device, seed
 OBJECTIVES: dict[str, Callable[..., Objective]] = {"chromanet": chromanet, "seed-rgb": seed_rgb, "koala": koala}
 
 
-def make_objective(arch: str, model: nn.Module, photos: list[np.ndarray], device: torch.device, seed: int) -> Objective:
+def make_objective(arch: str, model: nn.Module, photos: list[np.ndarray], device: torch.device, seed: int,
+                   reg_loss: str = "smooth-l1") -> Objective:
+    """``reg_loss`` chooses ChromaNet's regression term; other architectures keep their reports' loss."""
     spec = arch_spec(arch)
-    return OBJECTIVES[spec.loss](model, photos, device, seed, **dict(spec.loss_args))
+    extra = {}
+    if reg_loss != "smooth-l1":
+        if spec.loss != "chromanet":
+            raise ValueError(f"--reg-loss {reg_loss} applies to chromanet, not {arch!r}")
+        extra["reg_loss"] = reg_loss
+    return OBJECTIVES[spec.loss](model, photos, device, seed, **dict(spec.loss_args), **extra)
