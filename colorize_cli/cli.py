@@ -88,13 +88,17 @@ def train(
     from .training.data import CropSettings  # noqa: PLC0415
     from .training.loop import TrainConfig, train as run_training  # noqa: PLC0415
 
-    cfg = TrainConfig(
-        data=tuple(str(d) for d in data), out=str(out), arch=arch, cpu_minutes=cpu_minutes, batch=batch,
-        lr=lr, crop=CropSettings(size=crop, min_scale=min_scale, marks=marks), holdout=holdout, seed=seed, threads=threads, device=device,
-        pretrained=pretrained, init=str(init or ""), ema=ema, freeze_fraction=freeze_fraction, encoder_lr=encoder_lr,
-        warmup=warmup, wall_minutes=wall_minutes, workers=workers, reg_loss=reg_loss,
-    )
-    run_training(cfg, resume=resume, log=typer.echo)
+    try:
+        cfg = TrainConfig(
+            data=tuple(str(d) for d in data), out=str(out), arch=arch, cpu_minutes=cpu_minutes, batch=batch,
+            lr=lr, crop=CropSettings(size=crop, min_scale=min_scale, marks=marks), holdout=holdout, seed=seed, threads=threads, device=device,
+            pretrained=pretrained, init=str(init or ""), ema=ema, freeze_fraction=freeze_fraction, encoder_lr=encoder_lr,
+            warmup=warmup, wall_minutes=wall_minutes, workers=workers, reg_loss=reg_loss,
+        )
+        run_training(cfg, resume=resume, log=typer.echo)
+    except ValueError as e:  # a setting that cannot work: --reg-loss, --arch, --init of another architecture
+        typer.echo(f"colorize train: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("eval")

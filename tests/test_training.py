@@ -164,6 +164,10 @@ def test_an_unknown_regression_loss_is_refused_with_the_choices(tmp_path: Path) 
         make_objective("chromanet", build("chromanet"), photos, torch.device("cpu"), 0, reg_loss="l3")
     with pytest.raises(ValueError, match="--reg-loss mse applies to chromanet, not 'koala'"):
         make_objective("koala", build("koala"), photos, torch.device("cpu"), 0, reg_loss="mse")
+    # A run with a misspelt loss fails at once and leaves no run folder behind.
+    with pytest.raises(ValueError, match="unknown regression loss 'l3'"):
+        TrainConfig(data=(str(tmp_path),), out=str(tmp_path / "run"), reg_loss="l3")
+    assert not (tmp_path / "run").exists()
 
 
 def test_training_with_the_squared_error_records_it_and_scores_it(tmp_path: Path, random_weights: Path) -> None:
@@ -190,3 +194,16 @@ def test_training_with_the_squared_error_records_it_and_scores_it(tmp_path: Path
     ab = torch.nn.functional.adaptive_avg_pool2d(labt[:, 1:], out[0].shape[-2:])
     expected = MSE_WEIGHT * float(((out[0] - ab) ** 2).mean()) / 100.0**2
     assert abs(parts["reg"] - expected) < 1e-4 * max(expected, 1.0)
+
+
+def test_colorize_train_refuses_a_misspelt_loss_with_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from colorize_cli.cli import app
+
+    data = _colour_photos(tmp_path / "photos")
+    result = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), "--reg-loss", "l2"])
+    assert result.exit_code == 2, result.output
+    assert "colorize train: unknown regression loss 'l2'; choose one of smooth-l1, mse" in result.output
+    assert not (tmp_path / "run").exists()
+    assert len(list(data.iterdir())) == 10  # the photos are untouched

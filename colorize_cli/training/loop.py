@@ -26,6 +26,7 @@ from ..models.mobilenet import imagenet_checkpoint, load_imagenet
 from ..models.weights import load_model as load_weights, save_weights
 from . import objectives
 from .data import BatchStream, CropSettings, list_photos, load_photos, make_batch
+from .losses import check_reg_loss
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class TrainConfig:
     wall_minutes: float = 0.0  # if set, the budget is wall time instead (a GPU run, whose CPU time says little)
     workers: int = 1  # threads cutting crops; more than 1 feeds a GPU, but the batch order is then not reproducible
     reg_loss: str = "smooth-l1"  # ChromaNet's regression term: smooth-l1 (v1) or mse
+
+    def __post_init__(self) -> None:
+        check_reg_loss(self.reg_loss)  # a misspelt loss fails before minutes of loading photos
 
 
 def lr_scale(step: int, frac: float, warmup: int) -> float:

@@ -48,13 +48,18 @@ REG_LOSSES = ("smooth-l1", "mse")
 MSE_WEIGHT = 6.0
 
 
+def check_reg_loss(kind: str) -> str:
+    """``kind`` if it names a regression loss, else a ValueError listing the choices."""
+    if kind not in REG_LOSSES:
+        raise ValueError(f"unknown regression loss {kind!r}; choose one of {', '.join(REG_LOSSES)}")
+    return kind
+
+
 def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     """The a*b* regression term on values in units of 100: ``smooth-l1`` or ``mse``."""
-    if kind == "smooth-l1":
-        return F.smooth_l1_loss(pred, target, beta=0.05)
-    if kind == "mse":
+    if check_reg_loss(kind) == "mse":
         return MSE_WEIGHT * F.mse_loss(pred, target)
-    raise ValueError(f"unknown regression loss {kind!r}; choose one of {', '.join(REG_LOSSES)}")
+    return F.smooth_l1_loss(pred, target, beta=0.05)
 
 
 def chromanet_loss(

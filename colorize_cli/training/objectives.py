@@ -22,8 +22,7 @@ Objective = Callable[[object, torch.Tensor, torch.Tensor], tuple[torch.Tensor, d
 def chromanet(model: nn.Module, photos: list[np.ndarray], device: torch.device, seed: int, reg_loss: str = "smooth-l1") -> Objective:
     """Regression (``reg_loss``) plus classification over a*b* bins, rebalanced by the bins' prior on
     these photos (sampled at the model's output resolution)."""
-    if reg_loss not in losses.REG_LOSSES:
-        raise ValueError(f"unknown regression loss {reg_loss!r}; choose one of {', '.join(losses.REG_LOSSES)}")
+    losses.check_reg_loss(reg_loss)
     rng = np.random.default_rng(seed + 1)
     _, lab, _ = make_batch(photos, rng, 256, CropSettings(size=64, damage=0.0))
     step = model.output_scale
@@ -51,7 +50,7 @@ def make_objective(arch: str, model: nn.Module, photos: list[np.ndarray], device
     """``reg_loss`` chooses ChromaNet's regression term; other architectures keep their reports' loss."""
     spec = arch_spec(arch)
     extra = {}
-    if reg_loss != "smooth-l1":
+    if losses.check_reg_loss(reg_loss) != "smooth-l1":
         if spec.loss != "chromanet":
             raise ValueError(f"--reg-loss {reg_loss} applies to chromanet, not {arch!r}")
         extra["reg_loss"] = reg_loss
