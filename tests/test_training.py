@@ -206,4 +206,8 @@ def test_colorize_train_refuses_a_misspelt_loss_with_exit_2_and_writes_nothing(t
     assert result.exit_code == 2, result.output
     assert "colorize train: unknown regression loss 'l2'; choose one of smooth-l1, mse" in result.output
     assert not (tmp_path / "run").exists()
+    result = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), "--arch", "unet"])
+    assert result.exit_code == 2, result.output
+    assert "colorize train: unknown architecture 'unet'; choose one of chromanet," in result.output
+    assert "photos:" not in result.output and not (tmp_path / "run").exists()  # refused before loading
     assert len(list(data.iterdir())) == 10  # the photos are untouched

@@ -54,7 +54,8 @@ class TrainConfig:
     reg_loss: str = "smooth-l1"  # ChromaNet's regression term: smooth-l1 (v1) or mse
 
     def __post_init__(self) -> None:
-        check_reg_loss(self.reg_loss)  # a misspelt loss fails before minutes of loading photos
+        arch_spec(self.arch)  # a misspelt architecture or loss fails before minutes of loading photos
+        check_reg_loss(self.reg_loss)
 
 
 def lr_scale(step: int, frac: float, warmup: int) -> float:
