@@ -82,6 +82,7 @@ def train(
     wall_minutes: float = typer.Option(0.0, help="Budget in wall-clock minutes instead of CPU time (for a GPU run; 0: off)."),
     workers: int = typer.Option(1, help="Threads cutting training crops (more keep a GPU fed; 1: reproducible order)."),
     reg_loss: str = typer.Option("smooth-l1", help="ChromaNet's a*b* regression loss: smooth-l1 (the conditional median, v1) | mse (the conditional mean)."),
+    weight_decay: float = typer.Option(0.0, help="AdamW's decoupled weight decay of the kernels (biases and norms are not decayed); 0: plain Adam."),
 ) -> None:
     """Train a colorization model on folders of colour photos."""
     _quiet_openmp()
@@ -93,7 +94,7 @@ def train(
             data=tuple(str(d) for d in data), out=str(out), arch=arch, cpu_minutes=cpu_minutes, batch=batch,
             lr=lr, crop=CropSettings(size=crop, min_scale=min_scale, marks=marks), holdout=holdout, seed=seed, threads=threads, device=device,
             pretrained=pretrained, init=str(init or ""), ema=ema, freeze_fraction=freeze_fraction, encoder_lr=encoder_lr,
-            warmup=warmup, wall_minutes=wall_minutes, workers=workers, reg_loss=reg_loss,
+            warmup=warmup, wall_minutes=wall_minutes, workers=workers, reg_loss=reg_loss, weight_decay=weight_decay,
         )
         run_training(cfg, resume=resume, log=typer.echo)
     except ValueError as e:  # a setting that cannot work: --reg-loss, --arch, --init of another architecture

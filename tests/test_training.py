@@ -211,3 +211,54 @@ def test_colorize_train_refuses_a_misspelt_loss_with_exit_2_and_writes_nothing(t
     assert "colorize train: unknown architecture 'unet'; choose one of chromanet," in result.output
     assert "photos:" not in result.output and not (tmp_path / "run").exists()  # refused before loading
     assert len(list(data.iterdir())) == 10  # the photos are untouched
+
+
+def test_weight_decay_shrinks_kernels_by_lr_times_decay_and_leaves_biases_norms_and_the_waiting_encoder() -> None:
+    from colorize_cli.models import build
+    from colorize_cli.training.loop import make_optimizer
+
+    model = build("chromanet")
+    opt = make_optimizer(model, TrainConfig(data=(), out="", lr=1e-2, encoder_lr=1e-3, weight_decay=0.1))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # no gradient: only the decay can move a weight
+    opt.step()
+    after = dict(model.named_parameters())
+    kernels = [n for n, p in after.items() if p.ndim > 1 and not n.startswith("encoder.")]
+    flat = [n for n, p in after.items() if p.ndim == 1]
+    assert kernels and flat and any(n.startswith("encoder.") for n in after)
+    for n in kernels:
+        torch.testing.assert_close(after[n].detach(), before[n] * (1 - 1e-2 * 0.1))
+    for n in flat:  # biases and batch-norm scales keep their values
+        assert torch.equal(after[n].detach(), before[n]), n
+    for n in after:  # the encoder's learning rate is 0 until it is unfrozen, so it does not decay either
+        if n.startswith("encoder."):
+            assert torch.equal(after[n].detach(), before[n]), n
+
+
+def test_without_weight_decay_the_optimizer_keeps_the_groups_earlier_checkpoints_hold() -> None:
+    from colorize_cli.models import build
+    from colorize_cli.training.loop import _param_groups, make_optimizer
+
+    model = build("chromanet")
+    cfg = TrainConfig(data=(), out="")
+    plain = make_optimizer(model, cfg)
+    assert [len(g["params"]) for g in plain.param_groups] == [len(g["params"]) for g in _param_groups(model, cfg)]
+    assert all(g["weight_decay"] == 0.0 for g in plain.param_groups)
+    decayed = make_optimizer(model, TrainConfig(data=(), out="", weight_decay=0.05))
+    assert [g["weight_decay"] for g in decayed.param_groups] == [0.05, 0.0, 0.05, 0.0]
+    assert sum(len(g["params"]) for g in decayed.param_groups) == sum(len(g["params"]) for g in plain.param_groups)
+
+
+def test_colorize_train_refuses_a_weight_decay_out_of_range_with_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from colorize_cli.cli import app
+
+    data = _colour_photos(tmp_path / "photos", n=2)
+    result = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), "--weight-decay", "1.5"])
+    assert result.exit_code == 2
+    assert "weight decay must be in [0, 1), not 1.5" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+    assert len(list(data.iterdir())) == 2

