@@ -97,7 +97,7 @@ def train(
             warmup=warmup, wall_minutes=wall_minutes, workers=workers, reg_loss=reg_loss, weight_decay=weight_decay,
         )
         run_training(cfg, resume=resume, log=typer.echo)
-    except ValueError as e:  # a setting that cannot work: --reg-loss, --arch, --init of another architecture
+    except ValueError as e:  # a setting that cannot work: --reg-loss, --arch, --weight-decay, --init of another architecture
         typer.echo(f"colorize train: {e}", err=True)
         raise typer.Exit(2) from None
 
