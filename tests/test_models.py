@@ -55,6 +55,11 @@ def test_pretrained_parts_are_trained_as_the_registry_says() -> None:
     assert {id(p) for p in koala.encoder.parameters()} <= trained  # its own encoder learns
     assert all(p.requires_grad for p in koala.encoder.parameters())
 
+    lite2 = build("chromanet-lite2")
+    (group,) = _param_groups(lite2, TrainConfig(data=(), out="", arch="chromanet-lite2"))
+    assert not any(p.requires_grad for p in lite2.encoder.parameters())  # ImageNet features, fixed
+    assert {id(p) for p in group["params"]} == {id(p) for n, p in lite2.named_parameters() if not n.startswith("encoder.")}
+
 
 class NoStride(nn.Module):
     output_scale = 1
@@ -77,5 +82,5 @@ def test_a_model_without_the_interface_is_refused_where_it_enters() -> None:
 
     with pytest.raises(TypeError, match="default_render_size, predict_ab missing"):
         check_model(NoPredict())
-    with pytest.raises(ValueError, match="unknown architecture 'unet3'; choose one of chromanet, seed-unet"):
+    with pytest.raises(ValueError, match="unknown architecture 'unet3'; choose one of chromanet, chromanet-lite2, seed-unet"):
         build("unet3")

