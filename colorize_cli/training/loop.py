@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..models import arch_spec, build, load_pretrained
+from ..models import arch_spec, build
+from ..models.imagenet import load_imagenet
 from ..models.weights import load_model as load_weights, save_weights
 from . import objectives
 from .data import BatchStream, CropSettings, list_photos, load_photos, make_batch
@@ -156,7 +157,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         model.load_state_dict(start.state_dict())
         log(f"initialised from {cfg.init} (sha256 {info.sha256[:12]})")
     elif cfg.pretrained and arch_spec(cfg.arch).pretrained:
-        load_pretrained(model, cfg.arch)
+        load_imagenet(getattr(model, arch_spec(cfg.arch).pretrained))
     model.to(device).to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     objective = make_objective(cfg, model, photos, device)
