@@ -81,4 +81,3 @@ def build(arch: str) -> nn.Module:
     model = getattr(importlib.import_module(f".{spec.module}", __name__), spec.cls)()
     check_model(model)
     return model
-

@@ -1,5 +1,6 @@
 """ChromaNet, the model we ship: an ImageNet MobileNetV2 encoder, a global context vector and a
-small U-Net decoder that predicts a*b* at a quarter of the input resolution.
+small U-Net decoder that predicts a*b* at a quarter of the input resolution. `ChromaNetLite2` is
+the same on EfficientNet-Lite2's features.
 
 It has two heads on the same features: a regression of a*b* (safe, but dull on its own) and a
 classification over quantised a*b* bins (vivid, but wrong when unsure). `predict_ab` mixes the
@@ -116,7 +117,7 @@ class ChromaNet(nn.Module):
 
 
 class ChromaNetLite2(ChromaNet):
-    """The same decoder and heads on EfficientNet-Lite2's ImageNet features (6.1 M parameters in
+    """The same decoder and heads on EfficientNet-Lite2's ImageNet features (4.8 M parameters in
     the encoder against MobileNetV2's 2.2 M): more of what colour depends on is learnt from
     ImageNet's million photos, less from the training photos."""
 
