@@ -55,10 +55,13 @@ def test_pretrained_parts_are_trained_as_the_registry_says() -> None:
     assert {id(p) for p in koala.encoder.parameters()} <= trained  # its own encoder learns
     assert all(p.requires_grad for p in koala.encoder.parameters())
 
-    lite2 = build("chromanet-lite2")
-    (group,) = _param_groups(lite2, TrainConfig(data=(), out="", arch="chromanet-lite2"))
-    assert not any(p.requires_grad for p in lite2.encoder.parameters())  # ImageNet features, fixed
-    assert {id(p) for p in group["params"]} == {id(p) for n, p in lite2.named_parameters() if not n.startswith("encoder.")}
+    for arch in ("chromanet", "chromanet-lite2"):
+        model = build(arch)
+        assert [g["base"] for g in _param_groups(model, TrainConfig(data=(), out="", arch=arch))] == [1e-3, 1e-4]
+        # frozen for the whole budget, the encoder takes no gradient at all (no backward pass through it)
+        (group,) = _param_groups(model, TrainConfig(data=(), out="", arch=arch, freeze_fraction=1.0))
+        assert not any(p.requires_grad for p in model.encoder.parameters())
+        assert {id(p) for p in group["params"]} == {id(p) for n, p in model.named_parameters() if not n.startswith("encoder.")}
 
 
 class NoStride(nn.Module):

@@ -38,7 +38,8 @@ class ArchSpec:
     loss: str  # an objective of training.objectives.OBJECTIVES
     loss_args: tuple[tuple[str, Any], ...] = ()  # keyword arguments of that objective
     pretrained: str | None = None  # submodule that takes ImageNet weights (MobileNetV2's or EfficientNet-Lite2's)
-    # "finetune": frozen for the first part of the budget, then trained at the encoder's rate;
+    # "finetune": frozen for the first part of the budget, then trained at the encoder's rate
+    # (frozen for all of it, it takes no gradient at all, like "frozen");
     # "frozen": a fixed feature extractor for the whole run (as in the Koalarization paper)
     pretrained_training: Literal["finetune", "frozen"] | None = None
     calibrated_decoding: bool = False  # has mix/temperature buffers that `colorize calibrate` sets
@@ -48,7 +49,7 @@ ARCHS: dict[str, ArchSpec] = {
     "chromanet": ArchSpec("chromanet", "ChromaNet", loss="chromanet", pretrained="encoder",
                           pretrained_training="finetune", calibrated_decoding=True),
     "chromanet-lite2": ArchSpec("chromanet", "ChromaNetLite2", loss="chromanet", pretrained="encoder",
-                                pretrained_training="frozen", calibrated_decoding=True),
+                                pretrained_training="finetune", calibrated_decoding=True),
     "seed-unet": ArchSpec("seeds", "SeedUNet", loss="seed-rgb", loss_args=(("peak", 255.0),)),
     "seed-bn-unet": ArchSpec("seeds", "SeedBNUNet", loss="seed-rgb", loss_args=(("peak", 1.0),)),
     "koala": ArchSpec("seeds", "Koala", loss="koala", pretrained="classifier", pretrained_training="frozen"),
