@@ -80,15 +80,17 @@ def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     pretrained = [p for n, p in model.named_parameters() if spec.pretrained and n.startswith(spec.pretrained + ".")]
     ids = {id(p) for p in pretrained}
     rest = [p for p in model.parameters() if id(p) not in ids]
-    if spec.pretrained_training == "finetune" and cfg.freeze_fraction < 1.0:
+    # Fixed for the whole run: it takes no gradient, so no backward pass runs through it.
+    fixed = spec.pretrained_training == "frozen" or (spec.pretrained_training == "finetune" and cfg.freeze_fraction >= 1.0)
+    if fixed:
+        for p in pretrained:
+            p.requires_grad_(False)
+        return [{"params": rest, "lr": cfg.lr, "base": cfg.lr}]
+    if spec.pretrained_training == "finetune":
         return [
             {"params": rest, "lr": cfg.lr, "base": cfg.lr, "pretrained": False},
             {"params": pretrained, "lr": 0.0, "base": cfg.encoder_lr, "pretrained": True},
         ]
-    if spec.pretrained_training in ("frozen", "finetune"):  # finetune, frozen for the whole budget:
-        for p in pretrained:  # nothing flows back through it, and it costs no backward pass
-            p.requires_grad_(False)
-        return [{"params": rest, "lr": cfg.lr, "base": cfg.lr}]
     return [{"params": list(model.parameters()), "lr": cfg.lr, "base": cfg.lr}]
 
 
