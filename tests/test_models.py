@@ -87,3 +87,40 @@ def test_a_model_without_the_interface_is_refused_where_it_enters() -> None:
         check_model(NoPredict())
     with pytest.raises(ValueError, match="unknown architecture 'unet3'; choose one of chromanet, chromanet-lite2, seed-unet"):
         build("unet3")
+
+
+def test_average_weights_is_the_tensor_by_tensor_mix_and_refuses_two_architectures(tmp_path) -> None:
+    """tools/average_weights.py: every float tensor (weights, batch-norm statistics) is
+    start + alpha * (tuned - start); the result loads, digest checked; two architectures are refused."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from colorize_cli.models.weights import load_model, save_weights
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "average_weights.py"
+    files = {}
+    for seed, arch in ((0, "chromanet"), (1, "chromanet"), (2, "seed-unet")):
+        torch.manual_seed(seed)
+        model = build(arch).eval()
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):  # statistics unlike a fresh layer's, so averaging them shows
+                m.running_mean.uniform_(-1, 1)
+        files[seed] = tmp_path / f"{arch}-{seed}.safetensors"
+        save_weights(model, arch, files[seed])
+    out = tmp_path / "avg.safetensors"
+    done = subprocess.run([sys.executable, str(tool), str(files[0]), str(files[1]), "--alpha", "0.25", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (start, _), (tuned, _), (avg, info) = (load_model(files[0]), load_model(files[1]), load_model(out))
+    a, b, m = start.state_dict(), tuned.state_dict(), avg.state_dict()
+    for key in ("encoder.features.0.0.weight", "fuse.1.running_mean", "classify.weight"):
+        assert not torch.equal(a[key], b[key])
+        torch.testing.assert_close(m[key], a[key] + 0.25 * (b[key] - a[key]), rtol=2e-3, atol=1e-3)  # saved as fp16
+    assert info.meta["average"]["alpha"] == 0.25
+
+    other = tmp_path / "mixed.safetensors"
+    refused = subprocess.run([sys.executable, str(tool), str(files[0]), str(files[2]), "--out", str(other)],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "not one architecture: chromanet and seed-unet" in refused.stderr
+    assert not other.exists()
