@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from colorize_cli.models.weights import load_model, save_weights
 
 
@@ -25,7 +27,7 @@ def main() -> None:
     if start_info.arch != tuned_info.arch:
         raise SystemExit(f"not one architecture: {start_info.arch} and {tuned_info.arch}")
     a = start.state_dict()
-    mixed = {k: a[k] + args.alpha * (v - a[k]) if v.is_floating_point() else v for k, v in tuned.state_dict().items()}
+    mixed = {k: torch.lerp(a[k], v, args.alpha) if v.is_floating_point() else v for k, v in tuned.state_dict().items()}
     tuned.load_state_dict(mixed)
     meta = dict(tuned_info.meta, average={"start": start_info.sha256, "tuned": tuned_info.sha256, "alpha": args.alpha})
     digest = save_weights(tuned, tuned_info.arch, args.out, meta)
