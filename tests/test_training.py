@@ -106,17 +106,17 @@ def test_several_workers_each_cut_their_own_crops_in_a_reproducible_order() -> N
 
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, (80, 96, 3), dtype=np.uint8) for _ in range(6)]
-    batches = _first_batches(photos, 3, 9)
+    batches = _first_batches(photos, 2, 9)
     assert all(b.shape == (2, 1, 32, 32) and b.dtype == np.float32 for b in batches)
     assert len({b.tobytes() for b in batches}) == 9  # no two workers repeat one another's crops
-    again = _first_batches(photos, 3, 9)
+    again = _first_batches(photos, 2, 9)
     assert all(np.array_equal(a, b) for a, b in zip(batches, again))  # same seed and workers: same stream
     # One worker cuts exactly what one generator seeded with the run's seed cuts, in order.
     single = _first_batches(photos, 1, 3)
     gen = np.random.default_rng(5)
     expected = [make_batch(photos, gen, 2, CropSettings(size=32, damage=0.0))[0] for _ in range(3)]
     assert all(np.array_equal(a, b) for a, b in zip(single, expected))
-    assert np.array_equal(batches[0], expected[0])  # worker 0 of three draws from the seed too
+    assert np.array_equal(batches[0], expected[0])  # worker 0 of two draws from the seed too
 
 
 def test_a_closed_stream_says_so() -> None:
