@@ -119,6 +119,30 @@ def test_several_workers_each_cut_their_own_crops_in_a_reproducible_order() -> N
     assert np.array_equal(batches[0], expected[0])  # worker 0 of two draws from the seed too
 
 
+def test_a_cpu_budget_counts_the_crop_workers_time() -> None:
+    """The workers are other processes, so the training process's CPU clock no longer sees them;
+    each batch brings its cutting time, and it is what cutting the same batches here costs."""
+    import time
+
+    from colorize_cli.training.data import BatchStream, make_batch
+
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (160, 200, 3), dtype=np.uint8) for _ in range(4)]
+    s = CropSettings(size=96, damage=0.3, marks=0.5)
+    gen = np.random.default_rng(7)
+    t0 = time.process_time()
+    for _ in range(6):
+        make_batch(photos, gen, 8, s)
+    here = time.process_time() - t0
+    stream = BatchStream(photos, 8, s, seed=7)
+    try:
+        for _ in range(6):
+            stream.next()
+    finally:
+        stream.close()
+    assert here / 3 < stream.cpu_seconds < here * 3, (stream.cpu_seconds, here)
+
+
 def test_a_closed_stream_says_so() -> None:
     import pytest
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing as mp
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -159,7 +160,8 @@ def make_batch(photos: list[np.ndarray], rng: np.random.Generator, batch: int, s
 
 class _Crops(IterableDataset):
     """Endless batches from one seeded generator per worker process: worker 0 draws from
-    ``seed`` itself, so a single worker cuts exactly the batches one generator would."""
+    ``seed`` itself, so a single worker cuts exactly the batches one generator would. Each batch
+    carries the CPU seconds its worker spent cutting it."""
 
     def __init__(self, photos: list[np.ndarray], batch: int, s: CropSettings, seed: int) -> None:
         self.photos, self.batch, self.s, self.seed = photos, batch, s, seed
@@ -169,7 +171,9 @@ class _Crops(IterableDataset):
         k = info.id if info is not None else 0
         rng = np.random.default_rng(self.seed) if k == 0 else np.random.default_rng([self.seed, k])
         while True:
-            yield tuple(torch.from_numpy(a) for a in make_batch(self.photos, rng, self.batch, self.s))
+            t0 = time.process_time()
+            arrays = make_batch(self.photos, rng, self.batch, self.s)
+            yield (*(torch.from_numpy(a) for a in arrays), torch.tensor(time.process_time() - t0, dtype=torch.float64))
 
 
 class BatchStream:
@@ -188,12 +192,15 @@ class BatchStream:
                                   prefetch_factor=max(2, -(-depth // workers)), multiprocessing_context=context,
                                   pin_memory=pin_memory)
         self._batches: Iterator | None = iter(self._loader)
+        self.cpu_seconds = 0.0  # spent by the workers on the batches taken so far
 
     def next(self) -> tuple[torch.Tensor, ...]:
         """(N,1,S,S) input L*, (N,3,S,S) target Lab, (N,3,S,S) target sRGB, as tensors."""
         if self._batches is None:
             raise RuntimeError("the batch stream is closed")
-        return next(self._batches)
+        *arrays, cpu = next(self._batches)
+        self.cpu_seconds += float(cpu)
+        return tuple(arrays)
 
     def close(self) -> None:
         """Stop the workers (dropping the loader's iterator shuts them down)."""

@@ -183,7 +183,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
     val_rng = np.random.default_rng(cfg.seed + 3)
     val_batches = [make_batch(held, val_rng, 32, CropSettings(size=cfg.crop.size, damage=0.0)) for _ in range(4)]
     stream = BatchStream(photos, cfg.batch, cfg.crop, stream_seed, workers=cfg.workers, pin_memory=device.type == "cuda")
-    clock = time.perf_counter if cfg.wall_minutes else time.process_time
+    # A CPU budget counts the crop workers' time too, as it did when they were threads.
+    clock = time.perf_counter if cfg.wall_minutes else (lambda: time.process_time() + stream.cpu_seconds)
     budget = (cfg.wall_minutes or cfg.cpu_minutes) * 60.0
     cpu_start = clock() - cpu_used
     last_ckpt = last_log = time.time()
