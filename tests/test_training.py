@@ -81,7 +81,7 @@ def test_a_wall_clock_budget_with_several_crop_workers_trains_and_stops_in_time(
     data = _colour_photos(tmp_path / "photos")
     cfg = TrainConfig(data=(str(data),), out=str(tmp_path / "run"), wall_minutes=0.05, cpu_minutes=1e-6, batch=4,
                       crop=CropSettings(size=64), holdout=2, threads=1, pretrained=False, init=str(random_weights),
-                      checkpoint_every_s=1e9, workers=3)
+                      checkpoint_every_s=1e9, workers=2)
     lines: list[str] = []
     t0 = time.perf_counter()
     train(cfg, log=lines.append)
