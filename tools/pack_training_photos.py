@@ -1,8 +1,9 @@
 """Pack a copy of the training photos small enough to travel to a lent GPU machine.
 
 The `device` tool sends at most 64 MiB of working tree, so this writes re-encoded photos (JPEG, or
-WebP, which holds about 1.4 times as many in the same bytes) into an ignored folder (default
-`gpu-pack/photos`) until a byte budget is reached, taking photos in a seeded random order. The photos `colorize train` holds out (same split: seed, count) are never
+WebP, which stores the chroma at half size and so fits more photos in the same bytes) into an
+ignored folder (default `gpu-pack/photos`) until a byte budget is reached, taking photos in a
+seeded random order. The photos `colorize train` holds out (same split: seed, count) are never
 packed, so the GPU run's checkpoint can be calibrated and checked on them here like any other.
 
     python tools/pack_training_photos.py ../shared/data/train --mib 32
