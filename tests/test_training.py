@@ -156,6 +156,30 @@ def test_a_closed_stream_says_so() -> None:
         stream.next()
 
 
+def test_the_prepared_gpu_script_packs_trains_and_leaves_weights_in_out(tmp_path: Path, random_weights: Path) -> None:
+    """tools/pack_training_photos.py then tools/gpu_train.sh, on the CPU in miniature: the script
+    a session lent a GPU runs must not fail on its first (and only) try."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    src = _colour_photos(tmp_path / "src", n=12)
+    packed = subprocess.run([sys.executable, str(root / "tools" / "pack_training_photos.py"), str(src), "--out", str(tmp_path / "pack"),
+                             "--mib", "1", "--holdout", "2"], capture_output=True, text=True, check=True)
+    assert packed.stdout.startswith("10 photos")  # 12 less the 2 held out, all within 1 MiB
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OUT": str(out), "PACK": str(tmp_path / "pack"), "DEVICE": "cpu", "MINUTES": "0.05",
+           "WORKERS": "2", "THREADS": "1", "BATCH": "4", "HOLDOUT": "2"}
+    run = subprocess.run(["bash", str(root / "tools" / "gpu_train.sh"), str(random_weights)], env=env, cwd=root,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    model, info = load_model(out / "chromanet.safetensors")
+    assert info.meta["train"]["wall_minutes"] == 0.05 and info.meta["train"]["init"] == str(random_weights)
+    assert (out / "log.jsonl").is_file() and not (out / "run" / "checkpoint.pt").exists()
+
+
 def test_a_webp_pack_holds_webp_photos_that_training_reads(tmp_path: Path) -> None:
     """--format webp: Pillow (not our writer) reads each packed file back as a WebP of the photo's
     size, and `colorize train`'s photo listing takes them."""
@@ -177,7 +201,7 @@ def test_a_webp_pack_holds_webp_photos_that_training_reads(tmp_path: Path) -> No
             assert im.format == "WEBP" and im.size == (96, 80)
 
 
-def test_the_imagenet_starting_file_holds_the_wheels_encoder_and_is_taken_by_init(tmp_path: Path) -> None:
+def test_the_imagenet_starting_file_loads_as_its_architecture_with_the_wheels_encoder(tmp_path: Path) -> None:
     """tools/imagenet_init.py: what a GPU machine without the wheel starts a Lite2 run from."""
     import subprocess
     import sys
