@@ -134,6 +134,15 @@ def _rng_state_of(gen: np.random.Generator) -> str:
     return json.dumps(gen.bit_generator.state)
 
 
+def fresh_model(arch: str, pretrained: bool = True) -> nn.Module:
+    """What a run without --init starts from: fresh layers drawn from torch's generator (seed it
+    first), and the ImageNet encoder where the architecture has one and ``pretrained`` is set."""
+    model = build(arch)
+    if pretrained and arch_spec(arch).pretrained:
+        load_imagenet(getattr(model, arch_spec(arch).pretrained))
+    return model
+
+
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
     """Train until the CPU budget is spent; returns the path of the exported weights."""
     out = Path(cfg.out)
@@ -151,15 +160,13 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
     held, _ = load_photos(held_paths)
     log(f"photos: {len(photos)} for training ({dropped} gray/colourless/small dropped), {len(held)} held out; loaded in {time.time() - t0:.0f}s")
 
-    model = build(cfg.arch)
+    model = fresh_model(cfg.arch, pretrained=cfg.pretrained and not cfg.init)
     if cfg.init:
         start, info = load_weights(Path(cfg.init))
         if info.arch != cfg.arch:
             raise ValueError(f"--init {cfg.init} holds a {info.arch!r} model, not {cfg.arch!r}")
         model.load_state_dict(start.state_dict())
         log(f"initialised from {cfg.init} (sha256 {info.sha256[:12]})")
-    elif cfg.pretrained and arch_spec(cfg.arch).pretrained:
-        load_imagenet(getattr(model, arch_spec(cfg.arch).pretrained))
     model.to(device).to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     objective = make_objective(cfg, model, photos, device)
