@@ -147,7 +147,6 @@ def test_a_cpu_budget_counts_the_crop_workers_time() -> None:
 
 
 def test_a_closed_stream_says_so() -> None:
-
     from colorize_cli.training.data import BatchStream
 
     photos = [np.zeros((40, 40, 3), np.uint8)]
@@ -243,7 +242,6 @@ def test_the_squared_error_learns_the_mean_the_smooth_l1_the_median() -> None:
 
 
 def test_an_unknown_regression_loss_is_refused_with_the_choices(tmp_path: Path) -> None:
-
     from colorize_cli.models import build
     from colorize_cli.training.losses import regression_loss
     from colorize_cli.training.objectives import make_objective
