@@ -61,7 +61,7 @@ def doctor(
 def train(
     data: list[Path] = typer.Argument(..., help="Folders of colour photos (searched recursively)."),
     out: Path = typer.Option(Path("runs/chromanet"), "--out", help="Run folder: checkpoint, log, exported weights."),
-    arch: str = typer.Option("chromanet", help=" | ".join(ARCHS)),
+    arch: str = typer.Option("chromanet", help=" | ".join(a for a, spec in ARCHS.items() if spec.trainable)),
     cpu_minutes: float = typer.Option(60.0, help="Budget of process CPU time, minutes (all threads)."),
     batch: int = typer.Option(24, help="Crops per step."),
     crop: int = typer.Option(128, help="Training crop side, px."),
@@ -83,6 +83,7 @@ def train(
     workers: int = typer.Option(1, help="Processes cutting training crops (more keep a GPU fed; the order is reproducible for a given number)."),
     reg_loss: str = typer.Option("smooth-l1", help="ChromaNet's a*b* regression loss: smooth-l1 (the conditional median, v1) | mse (the conditional mean)."),
     weight_decay: float = typer.Option(0.0, help="AdamW's decoupled weight decay of the kernels (biases and norms are not decayed); 0: plain Adam."),
+    bf16: bool = typer.Option(False, "--bf16", help="Run the forward pass in bfloat16 (faster on CPUs with AVX512-BF16 or AMX and on GPUs: tools/time_encoders.py --bf16); validation stays float32."),
 ) -> None:
     """Train a colorization model on folders of colour photos."""
     _quiet_openmp()
@@ -94,7 +95,7 @@ def train(
             data=tuple(str(d) for d in data), out=str(out), arch=arch, cpu_minutes=cpu_minutes, batch=batch,
             lr=lr, crop=CropSettings(size=crop, min_scale=min_scale, marks=marks), holdout=holdout, seed=seed, threads=threads, device=device,
             pretrained=pretrained, init=str(init or ""), ema=ema, freeze_fraction=freeze_fraction, encoder_lr=encoder_lr,
-            warmup=warmup, wall_minutes=wall_minutes, workers=workers, reg_loss=reg_loss, weight_decay=weight_decay,
+            warmup=warmup, wall_minutes=wall_minutes, workers=workers, reg_loss=reg_loss, weight_decay=weight_decay, bf16=bf16,
         )
         run_training(cfg, resume=resume, log=typer.echo)
     except ValueError as e:  # a setting that cannot work: --reg-loss, --arch, --weight-decay, --init of another architecture

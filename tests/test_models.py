@@ -18,8 +18,8 @@ from colorize_cli.training.loop import TrainConfig, _param_groups
 from colorize_cli.training.objectives import OBJECTIVES, make_objective
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHS))
-def test_every_architecture_builds_with_the_interface_and_trains_one_step(arch: str) -> None:
+@pytest.mark.parametrize("arch", sorted(a for a, spec in ARCHS.items() if spec.trainable))
+def test_every_trainable_architecture_builds_with_the_interface_and_trains_one_step(arch: str) -> None:
     torch.manual_seed(0)
     model = build(arch)
     assert isinstance(model, ColorModel)
@@ -124,3 +124,52 @@ def test_average_weights_is_the_tensor_by_tensor_mix_and_refuses_two_architectur
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "not one architecture: chromanet and seed-unet" in refused.stderr
     assert not other.exists()
+
+
+def test_pair_weights_averages_two_networks_heads_and_refuses_training_or_the_wrong_pair(tmp_path) -> None:
+    """tools/pair_weights.py: the pair's regression is the members' mean, its bins the normalised
+    geometric mean of theirs; each member's own decoding plays no part; the tool refuses members
+    in the wrong places and `colorize train` refuses the pair."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from colorize_cli.models.weights import load_model, save_weights
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "pair_weights.py"
+    files = {}
+    for seed, arch in ((0, "chromanet"), (1, "chromanet-lite2")):
+        torch.manual_seed(seed)
+        model = build(arch).eval()
+        with torch.no_grad():
+            model.mix.fill_(1.0)  # a member's own decoding, which the pair must not use
+            model.gain.fill_(1.3)
+        files[arch] = tmp_path / f"{arch}.safetensors"
+        save_weights(model, arch, files[arch], half=False)
+    out = tmp_path / "pair.safetensors"
+    done = subprocess.run([sys.executable, str(tool), str(files["chromanet"]), str(files["chromanet-lite2"]), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (first, _), (second, _), (pair, info) = (load_model(files["chromanet"]), load_model(files["chromanet-lite2"]), load_model(out))
+    assert info.arch == "chromanet-pair" and [m["arch"] for m in info.meta["members"]] == ["chromanet", "chromanet-lite2"]
+    x = torch.linspace(0, 100, 64 * 96).view(1, 1, 64, 96)
+    with torch.no_grad():
+        (r1, l1), (r2, l2), (r, logp) = first(x), second(x), pair(x)
+        assert not torch.allclose(r1, r2, atol=1e-2)
+        torch.testing.assert_close(r, (r1 + r2) / 2, rtol=1e-3, atol=1e-2)
+        geometric = torch.sqrt(torch.softmax(l1, 1) * torch.softmax(l2, 1))
+        torch.testing.assert_close(torch.softmax(logp, 1), geometric / geometric.sum(1, keepdim=True), rtol=1e-3, atol=1e-5)
+        assert float(pair.mix) == 0.0 and float(pair.gain) == 1.0  # the regression alone until calibrated
+        torch.testing.assert_close(pair.predict_ab(x), r)
+        pair.mix.fill_(1.0)
+        pair.temperature.fill_(1.0)
+        expected = torch.einsum("nqhw,qc->nchw", torch.softmax(logp, 1), first.bin_centres)
+        torch.testing.assert_close(pair.predict_ab(x), expected)
+
+    swapped = tmp_path / "swapped.safetensors"
+    refused = subprocess.run([sys.executable, str(tool), str(files["chromanet-lite2"]), str(files["chromanet"]), "--out", str(swapped)],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "chromanet-lite2 is a 'chromanet-lite2' network; this place takes a 'chromanet' one" in refused.stderr
+    assert not swapped.exists()
+    with pytest.raises(ValueError, match="'chromanet-pair' is not trained as one network: tools/pair_weights.py assembles it"):
+        TrainConfig(data=(), out="", arch="chromanet-pair")

@@ -342,3 +342,30 @@ def test_without_weight_decay_the_optimizer_keeps_the_groups_earlier_checkpoints
     assert [g["weight_decay"] for g in decayed.param_groups] == [0.05, 0.0, 0.05, 0.0]
     assert sum(len(g["params"]) for g in decayed.param_groups) == sum(len(g["params"]) for g in plain.param_groups)
 
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_bf16_runs_the_training_forward_pass_in_bfloat16_and_validation_in_float32(tmp_path: Path, random_weights: Path, bf16: bool) -> None:
+    data = _colour_photos(tmp_path / "photos")
+    cfg = TrainConfig(data=(str(data),), out=str(tmp_path / "run"), cpu_minutes=0.02, batch=4,
+                      crop=CropSettings(size=64), holdout=2, threads=1, pretrained=False,
+                      init=str(random_weights), checkpoint_every_s=1e9, bf16=bf16)
+    seen: list[tuple[bool, torch.dtype]] = []  # (training mode, dtype) of every convolution's output
+
+    def record(module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        if isinstance(module, torch.nn.Conv2d):
+            seen.append((module.training, output.dtype))
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        lines: list[str] = []
+        trained, info = load_model(train(cfg, log=lines.append))
+    finally:
+        hook.remove()
+    assert info.meta["train"]["bf16"] is bf16
+    assert {dtype for training, dtype in seen if training} == ({torch.bfloat16} if bf16 else {torch.float32})
+    assert {dtype for training, dtype in seen if not training} == {torch.float32}  # validation is comparable across runs
+    final = float(lines[-1].split("final validation loss ")[1].split(";")[0])
+    assert np.isfinite(final) and final > 0
+    start, _ = load_model(random_weights)
+    assert not torch.equal(trained.state_dict()["classify.weight"], start.state_dict()["classify.weight"])  # it trained

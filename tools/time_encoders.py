@@ -6,6 +6,11 @@ prints what that time is on this machine. Forward and backward at the training b
 turns in one run (the machines are shared, so only the ratios mean much):
 
     python tools/time_encoders.py --batch 24 --size 128 --threads 2
+
+`--bf16` adds the fine-tuned `chromanet-lite2` step with its forward pass autocast to bfloat16,
+as `colorize train --bf16` runs it, beside the same step in float32:
+
+    python tools/time_encoders.py --batch 24 --size 176 --threads 2 --bf16
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from colorize_cli.models import build
 from colorize_cli.training.loop import TrainConfig, _param_groups
 
 
-def _step(model: torch.nn.Module, lightness: torch.Tensor) -> Callable[[], None]:
+def _step(model: torch.nn.Module, lightness: torch.Tensor, bf16: bool = False) -> Callable[[], None]:
     def run() -> None:
-        ab_reg, logits = model(lightness)
-        (ab_reg.mean() + logits.mean()).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            ab_reg, logits = model(lightness)
+        (ab_reg.float().mean() + logits.float().mean()).backward()
 
     return run
 
@@ -34,6 +40,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--bf16", action="store_true", help="also time the fine-tuned Lite2 step in float32 and with bfloat16 autocast")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -50,6 +57,12 @@ def main() -> None:
         "chromanet (fine-tuned)": (nets["chromanet"], _step(nets["chromanet"], lightness)),
         "chromanet-lite2 (fixed)": (nets["chromanet-lite2"], _step(nets["chromanet-lite2"], lightness)),
     }
+    if args.bf16:
+        tuned = build("chromanet-lite2").train().to(memory_format=torch.channels_last)
+        _param_groups(tuned, TrainConfig(data=(), out="", arch="chromanet-lite2", freeze_fraction=0.0))
+        x = lightness.contiguous(memory_format=torch.channels_last)  # as training feeds it
+        steps["chromanet-lite2 (fine-tuned), float32"] = (tuned, _step(tuned, x))
+        steps["chromanet-lite2 (fine-tuned), bfloat16"] = (tuned, _step(tuned, x, bf16=True))
     seconds = dict.fromkeys(steps, 0.0)
     for _, step in steps.values():  # warm-up
         step()
@@ -62,7 +75,10 @@ def main() -> None:
     for name, (module, _) in steps.items():
         total = seconds[name]
         params = sum(p.numel() for p in module.parameters())
-        print(f"{name:34s} {total / args.rounds:6.3f} s/step  {total / base:4.2f}x chromanet's step  {params / 1e6:5.2f} M parameters")
+        print(f"{name:40s} {total / args.rounds:6.3f} s/step  {total / base:4.2f}x chromanet's step  {params / 1e6:5.2f} M parameters")
+    if args.bf16:
+        ratio = seconds["chromanet-lite2 (fine-tuned), bfloat16"] / seconds["chromanet-lite2 (fine-tuned), float32"]
+        print(f"bfloat16 autocast: {ratio:.2f}x the float32 step's time")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ class ArchSpec:
     # "frozen": a fixed feature extractor for the whole run (as in the Koalarization paper)
     pretrained_training: Literal["finetune", "frozen"] | None = None
     calibrated_decoding: bool = False  # has mix/temperature buffers that `colorize calibrate` sets
+    trainable: bool = True  # False: assembled from trained networks (tools/pair_weights.py), not trained as one
 
 
 ARCHS: dict[str, ArchSpec] = {
@@ -53,6 +54,7 @@ ARCHS: dict[str, ArchSpec] = {
     "seed-unet": ArchSpec("seeds", "SeedUNet", loss="seed-rgb", loss_args=(("peak", 255.0),)),
     "seed-bn-unet": ArchSpec("seeds", "SeedBNUNet", loss="seed-rgb", loss_args=(("peak", 1.0),)),
     "koala": ArchSpec("seeds", "Koala", loss="koala", pretrained="classifier", pretrained_training="frozen"),
+    "chromanet-pair": ArchSpec("chromanet", "ChromaNetPair", loss="chromanet", calibrated_decoding=True, trainable=False),
 }  # fmt: skip
 
 

@@ -5,7 +5,8 @@ the same on EfficientNet-Lite2's features.
 It has two heads on the same features: a regression of a*b* (safe, but dull on its own) and a
 classification over quantised a*b* bins (vivid, but wrong when unsure). `predict_ab` mixes the
 regression with the annealed mean of the bins; the mix and the temperature are buffers, chosen
-on held-out photos after training and stored with the weights.
+on held-out photos after training and stored with the weights. `ChromaNetPair` runs one network
+of each kind and decodes their averaged heads the same way.
 """
 
 from __future__ import annotations
@@ -60,10 +61,37 @@ class Up(nn.Module):
         return self.conv(torch.cat([x, skip], dim=1))
 
 
-class ChromaNet(nn.Module):
+class TwoHeads(nn.Module):
+    """What decodes a regression and bin logits into a*b*: the mix, temperature and gain buffers,
+    set by `colorize calibrate` and stored with the weights. ``forward`` gives the two heads."""
+
     stride = 32  # inputs are padded to a multiple of this
     output_scale = 4  # a*b* come out at 1/4 of the input size
     default_render_size = 256
+    bin_centres: torch.Tensor
+
+    def _register_decoding(self) -> None:
+        # Decoding: ab = mix * annealed_mean(T) + (1 - mix) * regression. Tuned after training.
+        self.register_buffer("mix", torch.tensor(0.0))
+        self.register_buffer("temperature", torch.tensor(0.4))
+        # A chroma gain after decoding, chosen with the mix and the temperature: the averaged
+        # predictions of a network trained on a mean loss are greyer than photographs.
+        self.register_buffer("gain", torch.tensor(1.0))
+        self._register_load_state_dict_pre_hook(_default_gain)
+
+    def decode(self, ab_reg: torch.Tensor, logits: torch.Tensor, mix: float, temperature: float, gain: float = 1.0) -> torch.Tensor:
+        if mix == 0.0:
+            return ab_reg * gain if gain != 1.0 else ab_reg
+        p = torch.softmax(logits.float() / temperature, dim=1)
+        ab_cls = torch.einsum("nqhw,qc->nchw", p, self.bin_centres.float())
+        return (mix * ab_cls + (1.0 - mix) * ab_reg.float()) * gain
+
+    def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
+        ab_reg, logits = self(lightness)
+        return self.decode(ab_reg, logits, float(self.mix), float(self.temperature), float(self.gain))
+
+
+class ChromaNet(TwoHeads):
 
     def __init__(self, encoder: type[nn.Module] = MobileNetV2Features) -> None:
         """``encoder``: an ImageNet feature extractor returning maps at strides 2 to 32, whose
@@ -82,13 +110,7 @@ class ChromaNet(nn.Module):
         self.register_buffer("bin_centres", centres)
         self.register_buffer("mean", torch.tensor(encoder.input_mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(encoder.input_std).view(1, 3, 1, 1))
-        # Decoding: ab = mix * annealed_mean(T) + (1 - mix) * regression. Tuned after training.
-        self.register_buffer("mix", torch.tensor(0.0))
-        self.register_buffer("temperature", torch.tensor(0.4))
-        # A chroma gain after decoding, chosen with the mix and the temperature: the averaged
-        # predictions of a network trained on a mean loss are greyer than photographs.
-        self.register_buffer("gain", torch.tensor(1.0))
-        self._register_load_state_dict_pre_hook(_default_gain)
+        self._register_decoding()
 
     def features(self, lightness: torch.Tensor) -> torch.Tensor:
         x = (lightness / 100.0).expand(-1, 3, -1, -1)
@@ -104,16 +126,6 @@ class ChromaNet(nn.Module):
         f = self.features(lightness)
         return self.regress(f) * 100.0, self.classify(f)
 
-    def decode(self, ab_reg: torch.Tensor, logits: torch.Tensor, mix: float, temperature: float, gain: float = 1.0) -> torch.Tensor:
-        if mix == 0.0:
-            return ab_reg * gain if gain != 1.0 else ab_reg
-        p = torch.softmax(logits.float() / temperature, dim=1)
-        ab_cls = torch.einsum("nqhw,qc->nchw", p, self.bin_centres.float())
-        return (mix * ab_cls + (1.0 - mix) * ab_reg.float()) * gain
-
-    def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
-        ab_reg, logits = self(lightness)
-        return self.decode(ab_reg, logits, float(self.mix), float(self.temperature), float(self.gain))
 
 
 class ChromaNetLite2(ChromaNet):
@@ -123,6 +135,31 @@ class ChromaNetLite2(ChromaNet):
 
     def __init__(self) -> None:
         super().__init__(EfficientNetLite2Features)
+
+
+class ChromaNetPair(TwoHeads):
+    """A ChromaNet and a ChromaNetLite2 on the same input, their heads averaged with equal weights
+    before one decoding: the regressions, and the bins' log-probabilities (a product of the two
+    distributions). Two networks trained apart are partly wrong in different places, and an
+    average of predictions (unlike one of weights) cancels that part. Built from two trained
+    weights files by ``tools/pair_weights.py``; each member's own decoding is not used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = ChromaNet()
+        self.second = ChromaNetLite2()
+        self._register_decoding()
+
+    @property
+    def bin_centres(self) -> torch.Tensor:  # type: ignore[override]
+        return self.first.bin_centres
+
+    def forward(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,1,H,W) L* in [0,100] -> (mean a*b* regression, mean bin log-probabilities), at H/4."""
+        reg1, logits1 = self.first(lightness)
+        reg2, logits2 = self.second(lightness)
+        logp = (torch.log_softmax(logits1.float(), dim=1) + torch.log_softmax(logits2.float(), dim=1)) / 2
+        return (reg1 + reg2) / 2, logp
 
 
 def _default_gain(state_dict: dict, prefix: str, *_: object) -> None:

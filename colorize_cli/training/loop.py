@@ -53,9 +53,11 @@ class TrainConfig:
     workers: int = 1  # processes cutting crops; more feed a GPU, and the batch order is still reproducible
     reg_loss: str = "smooth-l1"  # ChromaNet's regression term: smooth-l1 (v1) or mse
     weight_decay: float = 0.0  # AdamW's decoupled decay of kernels (not biases, not norms); 0: plain Adam
+    bf16: bool = False  # the training forward pass autocast to bfloat16 (weights, optimizer and objective stay float32)
 
     def __post_init__(self) -> None:
-        arch_spec(self.arch)  # a misspelt architecture or loss fails before minutes of loading photos
+        if not arch_spec(self.arch).trainable:  # a misspelt architecture or loss fails before minutes of loading photos
+            raise ValueError(f"{self.arch!r} is not trained as one network: tools/pair_weights.py assembles it from trained ones")
         check_reg_loss(self.reg_loss)
         if not 0.0 <= self.weight_decay < 1.0:
             raise ValueError(f"weight decay must be in [0, 1), not {self.weight_decay}")
@@ -67,6 +69,14 @@ def lr_scale(step: int, frac: float, warmup: int) -> float:
     trained network (empty moment estimates) undo more than minutes of training recover."""
     ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
     return ramp * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+
+def _float32(outputs: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """A network's outputs in float32, so the objective is computed at full precision after a
+    bfloat16 forward pass (a no-op without one)."""
+    if isinstance(outputs, tuple):
+        return tuple(o.float() for o in outputs)
+    return outputs.float()
 
 
 def split_photos(paths: list[Path], holdout: int, seed: int) -> tuple[list[Path], list[Path]]:
@@ -231,8 +241,9 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
                 frozen = g.get("pretrained", False) and frac < cfg.freeze_fraction
                 g["lr"] = 0.0 if frozen else g["base"] * scale
             lightness, lab, rgb = (a.to(device, non_blocking=True) for a in stream.next())
-            outputs = model(lightness.contiguous(memory_format=torch.channels_last))
-            loss, parts = objective(outputs, lab, rgb)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                outputs = model(lightness.contiguous(memory_format=torch.channels_last))
+            loss, parts = objective(_float32(outputs), lab, rgb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
