@@ -175,6 +175,7 @@ def test_the_prepared_gpu_script_packs_trains_and_leaves_weights_in_out(tmp_path
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     _, info = load_model(out / "chromanet.safetensors")
     assert info.meta["train"]["wall_minutes"] == 0.05 and info.meta["train"]["init"] == str(random_weights)
+    assert info.meta["train"]["bf16"] is True  # a GPU run autocasts to bfloat16 unless BF16=0
     assert (out / "log.jsonl").is_file() and not (out / "run" / "checkpoint.pt").exists()
 
 

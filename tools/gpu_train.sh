@@ -12,12 +12,14 @@
 #
 # ARCH (default chromanet), MINUTES (7), DEVICE (cuda), BATCH (64), WORKERS (12), THREADS (4),
 # CROP (128), LR (4e-4), ENCODER_LR (4e-5), FREEZE (0: the --freeze-fraction), WARMUP (200),
-# HOLDOUT (100) and PACK (the photos folder) override the defaults; tests/test_training.py runs it
-# on the CPU in miniature.
+# HOLDOUT (100), PACK (the photos folder) and BF16 (1: the forward pass in bfloat16, `--bf16`;
+# 0: float32) override the defaults; tests/test_training.py runs it on the CPU in miniature.
 set -euo pipefail
 init=${1:?usage: gpu_train.sh WEIGHTS}
 : "${OUT:?OUT must name the folder for the results}"
 mkdir -p "$OUT"
+precision=()
+[ "${BF16:-1}" = 1 ] && precision=(--bf16)
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 python3 - <<'PY'
 import torch
@@ -27,7 +29,7 @@ python3 -m colorize_cli train "${PACK:-gpu-pack/photos}" --out "$OUT/run" --arch
   --device "${DEVICE:-cuda}" --wall-minutes "${MINUTES:-7}" --workers "${WORKERS:-12}" --threads "${THREADS:-4}" \
   --batch "${BATCH:-64}" --crop "${CROP:-128}" --min-scale 0.73 --ema 0.999 --marks 0.15 --lr "${LR:-4e-4}" \
   --encoder-lr "${ENCODER_LR:-4e-5}" --freeze-fraction "${FREEZE:-0}" --warmup "${WARMUP:-200}" --holdout "${HOLDOUT:-100}" \
-  2>&1 | tee "$OUT/train.log"
+  "${precision[@]}" 2>&1 | tee "$OUT/train.log"
 # Only what is needed comes back (the tool returns few files): the optimizer state is too big
 # and not needed (--init), and holdout.txt names photos of the pack.
 mv "$OUT"/run/*.safetensors "$OUT"/run/*.safetensors.sha256 "$OUT/run/log.jsonl" "$OUT/"
