@@ -370,3 +370,22 @@ def test_bf16_runs_the_training_forward_pass_in_bfloat16_and_validation_in_float
     assert np.isfinite(final) and final > 0
     start, _ = load_model(random_weights)
     assert not torch.equal(trained.state_dict()["classify.weight"], start.state_dict()["classify.weight"])  # it trained
+
+
+def test_a_waiting_encoder_takes_no_gradient_until_its_turn() -> None:
+    """encoder_waits: while the pretrained encoder's learning rate is 0 it takes no gradient, so the
+    backward pass skips it; once it trains, it takes gradients again, and the decoder always does."""
+    from colorize_cli.models import build
+    from colorize_cli.training.loop import encoder_waits, make_optimizer
+
+    model = build("chromanet-lite2").train()
+    opt = make_optimizer(model, TrainConfig(data=(), out="", arch="chromanet-lite2", weight_decay=0.05))
+    x = torch.linspace(0, 100, 2 * 64 * 64).view(2, 1, 64, 64)
+    for waiting in (True, False, True):
+        encoder_waits(opt, waiting)
+        opt.zero_grad(set_to_none=True)
+        reg, logits = model(x)
+        (reg.mean() + logits.mean()).backward()
+        encoder = [p.grad for p in model.encoder.parameters()]
+        assert all(g is None for g in encoder) if waiting else all(g is not None for g in encoder)
+        assert model.regress.weight.grad is not None and model.up4.conv[0].weight.grad is not None

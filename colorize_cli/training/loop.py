@@ -123,6 +123,15 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(_with_decay(_param_groups(model, cfg), cfg.weight_decay), weight_decay=0.0)
 
 
+def encoder_waits(opt: torch.optim.Optimizer, waiting: bool) -> None:
+    """While the pretrained encoder waits (its learning rate 0, the first `freeze_fraction` of the
+    budget), it takes no gradient either, so no backward pass runs through it for nothing."""
+    for g in opt.param_groups:
+        if g.get("pretrained", False):
+            for p in g["params"]:
+                p.requires_grad_(not waiting)
+
+
 def _freeze_pretrained_bn(model: nn.Module) -> None:
     """Pretrained encoders keep their ImageNet batch-norm statistics (small batches would spoil them)."""
     for name, m in model.named_modules():
@@ -230,6 +239,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
 
     model.train()
     _freeze_pretrained_bn(model)
+    was_waiting: bool | None = None
     try:
         while True:
             used = clock() - cpu_start
@@ -237,9 +247,12 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
             if frac >= 1.0:
                 break
             scale = lr_scale(step, frac, cfg.warmup)
+            waiting = frac < cfg.freeze_fraction
+            if waiting != was_waiting:
+                encoder_waits(opt, waiting)
+                was_waiting = waiting
             for g in opt.param_groups:
-                frozen = g.get("pretrained", False) and frac < cfg.freeze_fraction
-                g["lr"] = 0.0 if frozen else g["base"] * scale
+                g["lr"] = 0.0 if waiting and g.get("pretrained", False) else g["base"] * scale
             lightness, lab, rgb = (a.to(device, non_blocking=True) for a in stream.next())
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 outputs = model(lightness.contiguous(memory_format=torch.channels_last))
