@@ -344,7 +344,6 @@ def test_without_weight_decay_the_optimizer_keeps_the_groups_earlier_checkpoints
     assert sum(len(g["params"]) for g in decayed.param_groups) == sum(len(g["params"]) for g in plain.param_groups)
 
 
-
 @pytest.mark.parametrize("bf16", [False, True])
 def test_bf16_runs_the_training_forward_pass_in_bfloat16_and_validation_in_float32(tmp_path: Path, random_weights: Path, bf16: bool) -> None:
     data = _colour_photos(tmp_path / "photos")

@@ -92,6 +92,7 @@ class TwoHeads(nn.Module):
 
 
 class ChromaNet(TwoHeads):
+    """The shipped network: MobileNetV2's ImageNet features, a context vector, a U-Net decoder."""
 
     def __init__(self, encoder: type[nn.Module] = MobileNetV2Features) -> None:
         """``encoder``: an ImageNet feature extractor returning maps at strides 2 to 32, whose
@@ -125,7 +126,6 @@ class ChromaNet(TwoHeads):
         """(N,1,H,W) L* in [0,100] -> (a*b* regression in Lab units, bin logits), both at H/4."""
         f = self.features(lightness)
         return self.regress(f) * 100.0, self.classify(f)
-
 
 
 class ChromaNetLite2(ChromaNet):

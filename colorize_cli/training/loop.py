@@ -56,7 +56,8 @@ class TrainConfig:
     bf16: bool = False  # the training forward pass autocast to bfloat16 (weights, optimizer and objective stay float32)
 
     def __post_init__(self) -> None:
-        if not arch_spec(self.arch).trainable:  # a misspelt architecture or loss fails before minutes of loading photos
+        spec = arch_spec(self.arch)  # a misspelt architecture or loss fails before minutes of loading photos
+        if not spec.trainable:
             raise ValueError(f"{self.arch!r} is not trained as one network: tools/pair_weights.py assembles it from trained ones")
         check_reg_loss(self.reg_loss)
         if not 0.0 <= self.weight_decay < 1.0:
