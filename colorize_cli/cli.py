@@ -83,7 +83,7 @@ def train(
     workers: int = typer.Option(1, help="Processes cutting training crops (more keep a GPU fed; the order is reproducible for a given number)."),
     reg_loss: str = typer.Option("smooth-l1", help="ChromaNet's a*b* regression loss: smooth-l1 (the conditional median, v1) | mse (the conditional mean)."),
     weight_decay: float = typer.Option(0.0, help="AdamW's decoupled weight decay of the kernels (biases and norms are not decayed); 0: plain Adam."),
-    bf16: bool = typer.Option(False, "--bf16", help="Run the forward pass in bfloat16 (faster on CPUs with AVX512-BF16 or AMX and on GPUs: tools/time_encoders.py --bf16); validation stays float32."),
+    bf16: bool = typer.Option(False, "--bf16", help="Run the forward pass in bfloat16: faster on CPUs with AVX512-BF16 or AMX and on GPUs, many times slower on CPUs without them (measure with tools/time_encoders.py --bf16); validation stays float32."),
 ) -> None:
     """Train a colorization model on folders of colour photos."""
     _quiet_openmp()
