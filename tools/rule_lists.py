@@ -1,0 +1,50 @@
+"""Write the photo lists the model card's rule scores on, under runs/, from the data alone.
+
+`runs/` is not committed, so each session rebuilds them the same way (the rule compares numbers
+across sessions only because the photos are the same):
+
+- holdout.txt: the 300 photos `colorize train` holds out (its default split, seed 0);
+- choose.txt / check.txt: holdout.txt halved at random (seed 1), as `tools/split_holdout.py` does;
+- train150.txt: the other training photos shuffled with `random.Random(6)`, the first 150;
+- old24.txt: the 16 old prints of the black-and-white folder and its first 8 Livonian coast photos.
+
+    python tools/rule_lists.py ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+from colorize_cli.training.data import list_photos
+from colorize_cli.training.loop import split_photos
+
+
+def _write(path: Path, photos: list) -> None:
+    path.write_text("".join(f"{p}\n" for p in photos))
+    print(f"{len(photos):4d} photos -> {path}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", type=Path, help="the shared data folder (holding train/ and bw/)")
+    ap.add_argument("--out", type=Path, default=Path("runs"))
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    training, held = split_photos(list_photos([a.data / "train"]), 300, 0)
+    check, choose = split_photos(held, len(held) // 2, 1)
+    shuffled = list(training)
+    random.Random(6).shuffle(shuffled)
+    bw = sorted((a.data / "bw").rglob("*.jpg"))
+    livonia = [p for p in bw if "livonia" in str(p).lower()]
+    prints = [p for p in bw if p not in livonia]
+    _write(a.out / "holdout.txt", held)
+    _write(a.out / "choose.txt", choose)
+    _write(a.out / "check.txt", check)
+    _write(a.out / "train150.txt", shuffled[:150])
+    _write(a.out / "old24.txt", sorted(prints[:16] + livonia[:8]))
+
+
+if __name__ == "__main__":
+    main()
