@@ -3,8 +3,9 @@
 `runs/` is not committed, so each session rebuilds them the same way (the rule compares numbers
 across sessions only because the photos are the same):
 
-- holdout.txt: the 300 photos `colorize train` holds out (its default split, seed 0);
-- choose.txt / check.txt: holdout.txt halved at random (seed 1), as `tools/split_holdout.py` does;
+- holdout.txt: the photos `colorize train` holds out by default (300, seed 0), so none of them
+  trained the network scored;
+- choose.txt / check.txt: holdout.txt halved by `tools/split_holdout.py`'s seeded draw;
 - train150.txt: the other training photos shuffled with `random.Random(6)`, the first 150;
 - old24.txt: the 16 old prints of the black-and-white folder and its first 8 Livonian coast photos.
 
@@ -18,7 +19,8 @@ import random
 from pathlib import Path
 
 from colorize_cli.training.data import list_photos
-from colorize_cli.training.loop import split_photos
+from colorize_cli.training.loop import TrainConfig, split_photos
+from split_holdout import choose_and_check  # tools/ is on the path when this runs as a script
 
 
 def _write(path: Path, photos: list) -> None:
@@ -32,8 +34,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs"))
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    training, held = split_photos(list_photos([a.data / "train"]), 300, 0)
-    check, choose = split_photos(held, len(held) // 2, 1)
+    default = TrainConfig(data=(), out="")  # only its split: what `colorize train` holds out
+    training, held = split_photos(list_photos([a.data / "train"]), default.holdout, default.seed)
+    choose, check = choose_and_check(held)
     shuffled = list(training)
     random.Random(6).shuffle(shuffled)
     bw = sorted((a.data / "bw").rglob("*.jpg"))

@@ -16,6 +16,12 @@ from pathlib import Path
 from colorize_cli.training.loop import split_photos
 
 
+def choose_and_check(photos: list, seed: int = 1) -> tuple[list, list]:
+    """A run's held-out photos halved at random: (to choose decodings on, to check the choice on)."""
+    check, choose = split_photos(photos, len(photos) // 2, seed)  # the same seeded draw training holds photos out with
+    return choose, check
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("holdout", type=Path)
@@ -24,10 +30,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     lines = [ln for ln in a.holdout.read_text().splitlines() if ln.strip()]
-    second, first = split_photos(lines, len(lines) // 2, a.seed)  # the same seeded draw training holds photos out with
-    a.choose.write_text("".join(f"{ln}\n" for ln in first))
-    a.check.write_text("".join(f"{ln}\n" for ln in second))
-    print(f"{len(first)} photos to choose on -> {a.choose}; {len(second)} to check on -> {a.check}")
+    choose, check = choose_and_check(lines, a.seed)
+    a.choose.write_text("".join(f"{ln}\n" for ln in choose))
+    a.check.write_text("".join(f"{ln}\n" for ln in check))
+    print(f"{len(choose)} photos to choose on -> {a.choose}; {len(check)} to check on -> {a.check}")
 
 
 if __name__ == "__main__":
