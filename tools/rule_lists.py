@@ -18,13 +18,13 @@ import argparse
 import random
 from pathlib import Path
 
-from colorize_cli.training.data import list_photos
+from colorize_cli.training.data import list_photos, write_photo_list
 from colorize_cli.training.loop import TrainConfig, split_photos
 from split_holdout import choose_and_check  # tools/ is on the path when this runs as a script
 
 
 def _write(path: Path, photos: list) -> None:
-    path.write_text("".join(f"{p}\n" for p in photos))
+    write_photo_list(path, photos)
     print(f"{len(photos):4d} photos -> {path}")
 
 

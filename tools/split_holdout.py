@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from colorize_cli.training.data import write_photo_list
 from colorize_cli.training.loop import split_photos
 
 
@@ -31,8 +32,8 @@ def main() -> None:
     a = ap.parse_args()
     lines = [ln for ln in a.holdout.read_text().splitlines() if ln.strip()]
     choose, check = choose_and_check(lines, a.seed)
-    a.choose.write_text("".join(f"{ln}\n" for ln in choose))
-    a.check.write_text("".join(f"{ln}\n" for ln in check))
+    write_photo_list(a.choose, choose)
+    write_photo_list(a.check, check)
     print(f"{len(choose)} photos to choose on -> {a.choose}; {len(check)} to check on -> {a.check}")
 
 

@@ -36,6 +36,11 @@ def list_photos(folders: list[Path]) -> list[Path]:
     return sorted(files)
 
 
+def write_photo_list(dest: Path, photos: list) -> None:
+    """One photo path per line: the list file `colorize eval` and `calibrate` read in place of a folder."""
+    dest.write_text("".join(f"{p}\n" for p in photos))
+
+
 def mean_chroma(rgb: np.ndarray) -> float:
     """Mean a*b* magnitude of a photo, on a small copy; gray and sepia photos score low."""
     small = rgb[::4, ::4].astype(np.float32) / 255.0

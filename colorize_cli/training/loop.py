@@ -25,7 +25,7 @@ from ..models import arch_spec, build
 from ..models.imagenet import load_imagenet
 from ..models.weights import load_model as load_weights, save_weights
 from . import objectives
-from .data import BatchStream, CropSettings, list_photos, load_photos, make_batch
+from .data import BatchStream, CropSettings, list_photos, load_photos, make_batch, write_photo_list
 from .losses import check_reg_loss
 
 
@@ -174,7 +174,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
 
     paths = list_photos([Path(d) for d in cfg.data])
     train_paths, held_paths = split_photos(paths, cfg.holdout, cfg.seed)
-    (out / "holdout.txt").write_text("".join(f"{p}\n" for p in held_paths))
+    write_photo_list(out / "holdout.txt", held_paths)
     t0 = time.time()
     photos, dropped = load_photos(train_paths)
     held, _ = load_photos(held_paths)
