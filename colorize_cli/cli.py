@@ -83,6 +83,7 @@ def train(
     workers: int = typer.Option(1, help="Processes cutting training crops (more keep a GPU fed; the order is reproducible for a given number)."),
     reg_loss: str = typer.Option("smooth-l1", help="ChromaNet's a*b* regression loss: smooth-l1 (the conditional median, v1) | mse (the conditional mean)."),
     weight_decay: float = typer.Option(0.0, help="AdamW's decoupled weight decay of the kernels (biases and norms are not decayed); 0: plain Adam."),
+    feature_loss: float = typer.Option(0.0, help="Weight of a feature (perceptual) loss through a fixed ImageNet EfficientNet-Lite2 (ChromaNet only; 0: off, as v1)."),
     bf16: bool = typer.Option(False, "--bf16", help="Run the forward pass in bfloat16: faster on CPUs with AVX512-BF16 or AMX and on GPUs, many times slower on CPUs without them (measure with tools/time_encoders.py --bf16); validation stays float32."),
 ) -> None:
     """Train a colorization model on folders of colour photos."""
@@ -96,9 +97,10 @@ def train(
             lr=lr, crop=CropSettings(size=crop, min_scale=min_scale, marks=marks), holdout=holdout, seed=seed, threads=threads, device=device,
             pretrained=pretrained, init=str(init or ""), ema=ema, freeze_fraction=freeze_fraction, encoder_lr=encoder_lr,
             warmup=warmup, wall_minutes=wall_minutes, workers=workers, reg_loss=reg_loss, weight_decay=weight_decay, bf16=bf16,
+            feature_loss=feature_loss,
         )
         run_training(cfg, resume=resume, log=typer.echo)
-    except ValueError as e:  # a setting that cannot work: --reg-loss, --arch, --weight-decay, --init of another architecture
+    except ValueError as e:  # a setting that cannot work: --reg-loss, --feature-loss, --arch, --weight-decay, --init of another architecture
         typer.echo(f"colorize train: {e}", err=True)
         raise typer.Exit(2) from None
 

@@ -11,6 +11,12 @@ turns in one run (the machines are shared, so only the ratios mean much):
 as `colorize train --bf16` runs it, beside the same step in float32:
 
     python tools/time_encoders.py --batch 24 --size 176 --threads 2 --bf16
+
+`--feature-loss W` adds the fine-tuned `chromanet-lite2` step with `colorize train
+--feature-loss W`'s term (the fixed ImageNet network's features of the prediction and the photo)
+beside the same step without it:
+
+    python tools/time_encoders.py --batch 24 --size 176 --threads 2 --feature-loss 0.05
 """
 
 from __future__ import annotations
@@ -22,14 +28,23 @@ from collections.abc import Callable
 import torch
 
 from colorize_cli.models import build
+from colorize_cli.training.feature_loss import FeatureLoss, predicted_rgb, true_rgb
 from colorize_cli.training.loop import TrainConfig, _param_groups
 
 
-def _step(model: torch.nn.Module, lightness: torch.Tensor, bf16: bool = False) -> Callable[[], None]:
+def _step(model: torch.nn.Module, lightness: torch.Tensor, bf16: bool = False,
+          features: tuple[FeatureLoss, float, torch.Tensor] | None = None) -> Callable[[], None]:
+    """One forward and backward pass; ``features`` (the loss, its weight, the photo) adds the
+    feature term as training adds it."""
     def run() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             ab_reg, logits = model(lightness)
-        (ab_reg.float().mean() + logits.float().mean()).backward()
+        loss = ab_reg.float().mean() + logits.float().mean()
+        if features is not None:
+            feature_loss, weight, photo = features
+            lab = torch.cat([lightness, torch.zeros_like(photo[:, :2])], dim=1)
+            loss = loss + weight * feature_loss(predicted_rgb(lab, ab_reg), true_rgb(photo))
+        loss.backward()
 
     return run
 
@@ -41,6 +56,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--bf16", action="store_true", help="also time the fine-tuned Lite2 step in float32 and with bfloat16 autocast")
+    ap.add_argument("--feature-loss", type=float, default=0.0,
+                    help="also time the fine-tuned Lite2 step in float32 without and with this weight of feature loss")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -57,12 +74,16 @@ def main() -> None:
         "chromanet (fine-tuned)": (nets["chromanet"], _step(nets["chromanet"], lightness)),
         "chromanet-lite2 (fixed)": (nets["chromanet-lite2"], _step(nets["chromanet-lite2"], lightness)),
     }
-    if args.bf16:
+    if args.bf16 or args.feature_loss:
         tuned = build("chromanet-lite2").train().to(memory_format=torch.channels_last)
         _param_groups(tuned, TrainConfig(data=(), out="", arch="chromanet-lite2", freeze_fraction=0.0))
         x = lightness.contiguous(memory_format=torch.channels_last)  # as training feeds it
         steps["chromanet-lite2 (fine-tuned), float32"] = (tuned, _step(tuned, x))
+    if args.bf16:
         steps["chromanet-lite2 (fine-tuned), bfloat16"] = (tuned, _step(tuned, x, bf16=True))
+    if args.feature_loss:
+        photo = torch.rand(args.batch, 3, args.size, args.size)
+        steps["chromanet-lite2 (fine-tuned), feature loss"] = (tuned, _step(tuned, x, features=(FeatureLoss(), args.feature_loss, photo)))
     seconds = dict.fromkeys(steps, 0.0)
     for _, step in steps.values():  # warm-up
         step()
@@ -79,6 +100,9 @@ def main() -> None:
     if args.bf16:
         ratio = seconds["chromanet-lite2 (fine-tuned), bfloat16"] / seconds["chromanet-lite2 (fine-tuned), float32"]
         print(f"bfloat16 autocast: {ratio:.2f}x the float32 step's time")
+    if args.feature_loss:
+        ratio = seconds["chromanet-lite2 (fine-tuned), feature loss"] / seconds["chromanet-lite2 (fine-tuned), float32"]
+        print(f"feature loss {args.feature_loss:g}: {ratio:.2f}x the float32 step's time")
 
 
 if __name__ == "__main__":

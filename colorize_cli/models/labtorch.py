@@ -1,11 +1,11 @@
-"""sRGB -> CIE Lab in torch, for models that predict RGB and for losses. Same constants as
+"""sRGB <-> CIE Lab in torch, for models that predict RGB and for losses. Same constants as
 `colorize_cli.color`, which holds the numpy reference these are tested against."""
 
 from __future__ import annotations
 
 import torch
 
-from ..color import EPSILON, KAPPA, RGB_TO_XYZ, WHITE_D65  # the CIE constants live once, in color.py
+from ..color import EPSILON, KAPPA, RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB  # the CIE constants live once, in color.py
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -21,3 +21,15 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_ab(rgb: torch.Tensor) -> torch.Tensor:
     return rgb_to_lab(rgb)[:, 1:]
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """(N,3,H,W) Lab -> (N,3,H,W) sRGB in [0,1], out-of-gamut colours clipped per channel: the
+    differentiable inverse a loss on RGB needs (the pipeline's merge keeps L* instead)."""
+    lab = lab.float()
+    fy = (lab[:, 0] + 16.0) / 116.0
+    f = torch.stack([fy + lab[:, 1] / 500.0, fy, fy - lab[:, 2] / 200.0], dim=1)
+    t = torch.where(f**3 > EPSILON, f**3, (116.0 * f - 16.0) / KAPPA)
+    m = torch.as_tensor(XYZ_TO_RGB * WHITE_D65[None, :], dtype=t.dtype, device=t.device)
+    lin = torch.einsum("ij,njhw->nihw", m, t).clamp(0.0, 1.0)
+    return torch.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.clamp(min=0.0031308) ** (1.0 / 2.4) - 0.055)

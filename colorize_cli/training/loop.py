@@ -26,6 +26,7 @@ from ..models.imagenet import load_imagenet
 from ..models.weights import load_model as load_weights, save_weights
 from . import objectives
 from .data import BatchStream, CropSettings, list_photos, load_photos, make_batch, write_photo_list
+from .feature_loss import FeatureLoss, predicted_rgb, true_rgb
 from .losses import check_reg_loss
 
 
@@ -53,6 +54,7 @@ class TrainConfig:
     workers: int = 1  # processes cutting crops; more feed a GPU, and the batch order is still reproducible
     reg_loss: str = "smooth-l1"  # ChromaNet's regression term: smooth-l1 (v1) or mse
     weight_decay: float = 0.0  # AdamW's decoupled decay of kernels (not biases, not norms); 0: plain Adam
+    feature_loss: float = 0.0  # weight of the feature loss (training.feature_loss) added to the objective; 0: none
     bf16: bool = False  # the training forward pass autocast to bfloat16 (weights, optimizer and objective stay float32)
 
     def __post_init__(self) -> None:
@@ -62,6 +64,10 @@ class TrainConfig:
         check_reg_loss(self.reg_loss)
         if not 0.0 <= self.weight_decay < 1.0:
             raise ValueError(f"weight decay must be in [0, 1), not {self.weight_decay}")
+        if self.feature_loss < 0.0:
+            raise ValueError(f"--feature-loss is a weight, at least 0, not {self.feature_loss}")
+        if self.feature_loss and spec.loss != "chromanet":
+            raise ValueError(f"--feature-loss applies to chromanet's a*b* regression, not {self.arch!r}")
 
 
 def lr_scale(step: int, frac: float, warmup: int) -> float:
@@ -190,6 +196,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
     model.to(device).to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     objective = make_objective(cfg, model, photos, device)
+    # Added to the training loss only: validation keeps the plain objective, comparable across runs.
+    features = FeatureLoss().to(device) if cfg.feature_loss else None
     # The averaged copy is what gets validated and exported: late-training noise averages out.
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
 
@@ -258,6 +266,10 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 outputs = model(lightness.contiguous(memory_format=torch.channels_last))
             loss, parts = objective(_float32(outputs), lab, rgb)
+            if features is not None:
+                feat = features(predicted_rgb(lab, outputs[0]), true_rgb(rgb))
+                loss = loss + cfg.feature_loss * feat
+                parts = {**parts, "feat": float(feat.detach())}
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

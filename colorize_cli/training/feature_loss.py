@@ -1,0 +1,76 @@
+"""A feature (perceptual) loss: how far the predicted photo's ImageNet features are from the true
+photo's, through a fixed EfficientNet-Lite2 with its ImageNet weights (not the encoder being
+fine-tuned, which would learn to make the distance small instead of the colours right).
+
+Only the first stages (strides 2 to 8) are used: they respond to colour and texture, where the
+deeper ones respond to what the object is, which the grey input already tells. The prediction
+it judges is the a*b* regression, upsampled and merged with the true L*: the colours a pixel
+error would judge, seen as a network sees edges and patches. An option of `colorize train`
+(`--feature-loss`, its weight; 0, the default, leaves the objective as v1's).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.efficientnet_lite import TAPS, EfficientNetLite2Features
+from ..models.imagenet import load_imagenet
+from ..models.labtorch import lab_to_rgb
+
+DEPTH = 7  # blocks 0-6: the taps at strides 2, 4 and 8
+SCALE = 0.5  # judged at half the crop's size: the a*b* come at a quarter, and the cost falls fourfold
+
+
+def predicted_rgb(lab: torch.Tensor, ab_reg: torch.Tensor, scale: float = SCALE) -> torch.Tensor:
+    """The true L* (N,1+,H,W) with the regressed a*b* (N,2,h,w), both brought to ``scale`` x H x W,
+    as sRGB."""
+    size = tuple(round(s * scale) for s in lab.shape[-2:])
+    lightness = F.interpolate(lab[:, :1].float(), size=size, mode="area")
+    ab = F.interpolate(ab_reg.float(), size=size, mode="bilinear", align_corners=False)
+    return lab_to_rgb(torch.cat([lightness, ab], dim=1))
+
+
+def true_rgb(rgb: torch.Tensor, scale: float = SCALE) -> torch.Tensor:
+    """The photo (N,3,H,W) at the size ``predicted_rgb`` gives."""
+    size = tuple(round(s * scale) for s in rgb.shape[-2:])
+    return F.interpolate(rgb.float(), size=size, mode="area")
+
+
+class FeatureLoss(nn.Module):
+    """Mean over the taps of the squared feature difference, relative to the true features' mean
+    square, so each stage counts alike whatever its scale. Fixed: no parameter takes a gradient,
+    and its batch norms keep their ImageNet statistics (it never leaves eval mode)."""
+
+    def __init__(self, depth: int = DEPTH, pretrained: bool = True) -> None:
+        super().__init__()
+        encoder = EfficientNetLite2Features()
+        if pretrained:
+            load_imagenet(encoder)
+        self.stem = nn.Sequential(encoder._conv_stem, encoder._bn0, nn.ReLU6())
+        self.blocks = encoder._blocks[:depth]
+        self.taps = frozenset(i for i in TAPS if i < depth)
+        self.register_buffer("mean", torch.tensor(encoder.input_mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(encoder.input_std).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "FeatureLoss":
+        return super().train(False)
+
+    def features(self, rgb: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem((rgb - self.mean) / self.std)
+        out = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in self.taps:
+                out.append(x)
+        return out
+
+    def forward(self, rgb_pred: torch.Tensor, rgb_true: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            true = self.features(rgb_true.float())
+        pred = self.features(rgb_pred.float())
+        terms = [F.mse_loss(p, t) / t.pow(2).mean().clamp_min(1e-8) for p, t in zip(pred, true)]
+        return torch.stack(terms).mean()
