@@ -4,8 +4,8 @@ fine-tuned, which would learn to make the distance small instead of the colours 
 
 Only the first stages (strides 2 to 8) are used: they respond to colour and texture, where the
 deeper ones respond to what the object is, which the grey input already tells. The prediction
-it judges is the a*b* regression, upsampled and merged with the true L*: the colours a pixel
-error would judge, seen as a network sees edges and patches. An option of `colorize train`
+it judges is the a*b* regression, upsampled and merged with the true L*: the same colours the
+pixel loss judges, compared as patches and edges instead of pixel by pixel. An option of `colorize train`
 (`--feature-loss`, its weight; 0, the default, leaves the objective as v1's).
 """
 
@@ -23,10 +23,15 @@ DEPTH = 7  # blocks 0-6: the taps at strides 2, 4 and 8
 SCALE = 0.5  # judged at half the crop's size: the a*b* come at a quarter, and the cost falls fourfold
 
 
+def _scaled(image: torch.Tensor, scale: float) -> tuple[int, int]:
+    h, w = image.shape[-2:]
+    return round(h * scale), round(w * scale)
+
+
 def predicted_rgb(lab: torch.Tensor, ab_reg: torch.Tensor, scale: float = SCALE) -> torch.Tensor:
     """The true L* (N,1+,H,W) with the regressed a*b* (N,2,h,w), both brought to ``scale`` x H x W,
     as sRGB."""
-    size = tuple(round(s * scale) for s in lab.shape[-2:])
+    size = _scaled(lab, scale)
     lightness = F.interpolate(lab[:, :1].float(), size=size, mode="area")
     ab = F.interpolate(ab_reg.float(), size=size, mode="bilinear", align_corners=False)
     return lab_to_rgb(torch.cat([lightness, ab], dim=1))
@@ -34,8 +39,7 @@ def predicted_rgb(lab: torch.Tensor, ab_reg: torch.Tensor, scale: float = SCALE)
 
 def true_rgb(rgb: torch.Tensor, scale: float = SCALE) -> torch.Tensor:
     """The photo (N,3,H,W) at the size ``predicted_rgb`` gives."""
-    size = tuple(round(s * scale) for s in rgb.shape[-2:])
-    return F.interpolate(rgb.float(), size=size, mode="area")
+    return F.interpolate(rgb.float(), size=_scaled(rgb, scale), mode="area")
 
 
 class FeatureLoss(nn.Module):
@@ -43,11 +47,10 @@ class FeatureLoss(nn.Module):
     square, so each stage counts alike whatever its scale. Fixed: no parameter takes a gradient,
     and its batch norms keep their ImageNet statistics (it never leaves eval mode)."""
 
-    def __init__(self, depth: int = DEPTH, pretrained: bool = True) -> None:
+    def __init__(self, depth: int = DEPTH) -> None:
         super().__init__()
         encoder = EfficientNetLite2Features()
-        if pretrained:
-            load_imagenet(encoder)
+        load_imagenet(encoder)
         self.stem = nn.Sequential(encoder._conv_stem, encoder._bn0, nn.ReLU6())
         self.blocks = encoder._blocks[:depth]
         self.taps = frozenset(i for i in TAPS if i < depth)
