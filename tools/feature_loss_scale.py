@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from colorize_cli.models.weights import load_model
 from colorize_cli.training.data import CropSettings, list_photos, load_photos, make_batch
 from colorize_cli.training.feature_loss import FeatureLoss, predicted_rgb, true_rgb
 from colorize_cli.training.loop import _freeze_pretrained_bn
-from colorize_cli.training.losses import regression_loss
+from colorize_cli.training.losses import ab_regression
 
 
 def main() -> None:
@@ -45,8 +44,7 @@ def main() -> None:
     for _ in range(args.batches):
         lightness, lab, rgb = (torch.from_numpy(a) for a in make_batch(photos, rng, args.batch, CropSettings(size=args.crop, min_scale=args.min_scale)))
         ab_reg, _ = model(lightness)
-        ab = F.adaptive_avg_pool2d(lab[:, 1:], ab_reg.shape[-2:])
-        reg = regression_loss(ab_reg / 100.0, ab / 100.0, "smooth-l1")
+        reg, _ = ab_regression(ab_reg, lab)
         feat = features(predicted_rgb(lab, ab_reg), true_rgb(rgb))
         g_reg = torch.autograd.grad(reg, ab_reg, retain_graph=True)[0].norm()
         g_feat = torch.autograd.grad(feat, ab_reg)[0].norm()

@@ -101,12 +101,18 @@ class EfficientNetLite2Features(nn.Module):
         self._conv_head = SameConv2d(cin, HEAD_CHANNELS, 1, bias=False)
         self._bn1 = _bn(HEAD_CHANNELS)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def early_taps(self, x: torch.Tensor, depth: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The stem and the first ``depth`` blocks only: the TAPS outputs among them, and the last
+        block's output (a feature loss needs no more than the early stages)."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
         taps = []
-        for i, block in enumerate(self._blocks):
+        for i, block in enumerate(self._blocks[:depth]):
             x = block(x)
             if i in TAPS:
                 taps.append(x)
+        return taps, x
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        taps, x = self.early_taps(x, len(self._blocks))
         taps.append(F.relu6(self._bn1(self._conv_head(x))))
         return taps

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.efficientnet_lite import TAPS, EfficientNetLite2Features
+from ..models.efficientnet_lite import EfficientNetLite2Features
 from ..models.imagenet import load_imagenet
 from ..models.labtorch import lab_to_rgb
 
@@ -49,13 +49,11 @@ class FeatureLoss(nn.Module):
 
     def __init__(self, depth: int = DEPTH) -> None:
         super().__init__()
-        encoder = EfficientNetLite2Features()
-        load_imagenet(encoder)
-        self.stem = nn.Sequential(encoder._conv_stem, encoder._bn0, nn.ReLU6())
-        self.blocks = encoder._blocks[:depth]
-        self.taps = frozenset(i for i in TAPS if i < depth)
-        self.register_buffer("mean", torch.tensor(encoder.input_mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(encoder.input_std).view(1, 3, 1, 1))
+        self.encoder = EfficientNetLite2Features()
+        load_imagenet(self.encoder)
+        self.depth = depth
+        self.register_buffer("mean", torch.tensor(self.encoder.input_mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(self.encoder.input_std).view(1, 3, 1, 1))
         self.requires_grad_(False)
         self.eval()
 
@@ -63,13 +61,7 @@ class FeatureLoss(nn.Module):
         return super().train(False)
 
     def features(self, rgb: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem((rgb - self.mean) / self.std)
-        out = []
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i in self.taps:
-                out.append(x)
-        return out
+        return self.encoder.early_taps((rgb - self.mean) / self.std, self.depth)[0]
 
     def forward(self, rgb_pred: torch.Tensor, rgb_true: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

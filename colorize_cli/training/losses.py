@@ -62,6 +62,13 @@ def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torc
     return F.smooth_l1_loss(pred, target, beta=0.05)
 
 
+def ab_regression(ab_reg: torch.Tensor, lab: torch.Tensor, kind: str = "smooth-l1") -> tuple[torch.Tensor, torch.Tensor]:
+    """ChromaNet's regression term against the true a*b* pooled to the head's size, and that
+    pooled target (the bins' targets are cut from it too)."""
+    ab = F.adaptive_avg_pool2d(lab[:, 1:], ab_reg.shape[-2:])
+    return regression_loss(ab_reg.float() / 100.0, ab / 100.0, kind), ab
+
+
 def chromanet_loss(
     outputs: tuple[torch.Tensor, torch.Tensor],
     lab: torch.Tensor,
@@ -71,8 +78,7 @@ def chromanet_loss(
     reg_loss: str = "smooth-l1",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     ab_reg, logits = outputs
-    ab = F.adaptive_avg_pool2d(lab[:, 1:], ab_reg.shape[-2:])
-    reg = regression_loss(ab_reg.float() / 100.0, ab / 100.0, reg_loss)
+    reg, ab = ab_regression(ab_reg, lab, reg_loss)
     target, nearest = soft_targets(ab, centres)
     ce = -(target * F.log_softmax(logits.float(), dim=1)).sum(1)
     cls = (ce * bin_weights[nearest]).mean()
