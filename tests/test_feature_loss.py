@@ -18,6 +18,7 @@ from colorize_cli.models.weights import load_model
 from colorize_cli.training.data import CropSettings
 from colorize_cli.training.feature_loss import FeatureLoss, predicted_rgb, true_rgb
 from colorize_cli.training.loop import TrainConfig, train
+from sample_photos import colour_photos
 
 
 def _photo(seed: int = 4, size: int = 96) -> np.ndarray:
@@ -66,20 +67,12 @@ def test_the_feature_network_trains_nothing_stays_in_eval_and_passes_gradients_t
     assert all(p.grad is None for p in loss.parameters())
 
 
-def _colour_photos(folder: Path, n: int = 8) -> Path:
-    folder.mkdir()
-    for i in range(n):
-        img = (_photo(seed=i, size=80)[0].transpose(1, 2, 0) * 255).astype(np.uint8)
-        Image.fromarray(img).save(folder / f"p{i}.png")
-    return folder
-
-
 def _final_val(run: Path) -> float:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()][-1]["final_val"]
 
 
 def test_training_with_the_feature_loss_runs_and_validates_on_the_plain_objective(tmp_path: Path, random_weights: Path) -> None:
-    data = _colour_photos(tmp_path / "photos")
+    data = colour_photos(tmp_path / "photos", n=8)
     common = dict(data=(str(data),), batch=4, crop=CropSettings(size=64), holdout=2, threads=1, pretrained=False,
                   init=str(random_weights), checkpoint_every_s=1e9)
     lines: list[str] = []
@@ -104,7 +97,7 @@ def test_colorize_train_refuses_a_feature_loss_that_cannot_work(tmp_path: Path, 
 
     from colorize_cli.cli import app
 
-    data = _colour_photos(tmp_path / "photos")
+    data = colour_photos(tmp_path / "photos", n=8)
     result = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output

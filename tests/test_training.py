@@ -17,15 +17,7 @@ from PIL import Image
 from colorize_cli.models.weights import load_model
 from colorize_cli.training.data import CropSettings, marks, random_crop
 from colorize_cli.training.loop import TrainConfig, train
-
-
-def _colour_photos(folder: Path, n: int = 10) -> Path:
-    folder.mkdir()
-    rng = np.random.default_rng(3)
-    for i in range(n):
-        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((96, 80), Image.BICUBIC).save(folder / f"p{i}.png")
-    return folder
+from sample_photos import colour_photos
 
 
 def test_marks_change_only_thin_parts_of_the_gray_and_nothing_at_p0() -> None:
@@ -46,7 +38,7 @@ def test_damage_is_on_the_input_only_the_target_keeps_the_clean_colour() -> None
 
 
 def test_training_continues_from_weights_and_exports_the_average(tmp_path: Path, random_weights: Path) -> None:
-    data = _colour_photos(tmp_path / "photos")
+    data = colour_photos(tmp_path / "photos")
     cfg = TrainConfig(data=(str(data),), out=str(tmp_path / "run"), cpu_minutes=0.04, batch=4,
                       crop=CropSettings(size=64, marks=0.3), holdout=2, threads=1, pretrained=False,
                       init=str(random_weights), ema=0.5, checkpoint_every_s=1e9)
@@ -82,7 +74,7 @@ def test_learning_rate_warms_up_linearly_then_follows_the_cosine() -> None:
 def test_a_wall_clock_budget_with_several_crop_workers_trains_and_stops_in_time(tmp_path: Path, random_weights: Path) -> None:
     """The GPU recipe's settings (wall-clock budget, several crop threads), here on the CPU."""
 
-    data = _colour_photos(tmp_path / "photos")
+    data = colour_photos(tmp_path / "photos")
     cfg = TrainConfig(data=(str(data),), out=str(tmp_path / "run"), wall_minutes=0.05, cpu_minutes=1e-6, batch=4,
                       crop=CropSettings(size=64), holdout=2, threads=1, pretrained=False, init=str(random_weights),
                       checkpoint_every_s=1e9, workers=2)
@@ -162,7 +154,7 @@ def test_the_prepared_gpu_script_packs_trains_and_leaves_weights_in_out(tmp_path
     a session lent a GPU runs must not fail on its first (and only) try."""
 
     root = Path(__file__).resolve().parents[1]
-    src = _colour_photos(tmp_path / "src", n=12)
+    src = colour_photos(tmp_path / "src", n=12)
     packed = subprocess.run([sys.executable, str(root / "tools" / "pack_training_photos.py"), str(src), "--out", str(tmp_path / "pack"),
                              "--mib", "1", "--holdout", "2"], capture_output=True, text=True, check=True)
     assert packed.stdout.startswith("10 photos")  # 12 less the 2 held out, all within 1 MiB
@@ -186,7 +178,7 @@ def test_a_webp_pack_holds_webp_photos_that_training_reads(tmp_path: Path) -> No
     from colorize_cli.training.data import list_photos
 
     root = Path(__file__).resolve().parents[1]
-    src = _colour_photos(tmp_path / "src", n=6)
+    src = colour_photos(tmp_path / "src", n=6)
     out = tmp_path / "pack"
     done = subprocess.run([sys.executable, str(root / "tools" / "pack_training_photos.py"), str(src), "--out", str(out),
                            "--mib", "1", "--holdout", "1", "--format", "webp", "--quality", "75"], capture_output=True, text=True, check=True)
@@ -266,7 +258,7 @@ def test_training_with_the_squared_error_records_it_and_scores_it(tmp_path: Path
     from colorize_cli.training.losses import MSE_WEIGHT
     from colorize_cli.training.objectives import make_objective
 
-    data = _colour_photos(tmp_path / "photos")
+    data = colour_photos(tmp_path / "photos")
     cfg = TrainConfig(data=(str(data),), out=str(tmp_path / "run"), cpu_minutes=0.02, batch=4,
                       crop=CropSettings(size=64), holdout=2, threads=1, pretrained=False,
                       init=str(random_weights), checkpoint_every_s=1e9, reg_loss="mse")
@@ -291,7 +283,7 @@ def test_colorize_train_refuses_a_setting_that_cannot_work_with_exit_2_and_write
 
     from colorize_cli.cli import app
 
-    data = _colour_photos(tmp_path / "photos")
+    data = colour_photos(tmp_path / "photos")
     result = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), "--reg-loss", "l2"])
     assert result.exit_code == 2, result.output
     assert "colorize train: unknown regression loss 'l2'; choose one of smooth-l1, mse" in result.output
@@ -346,7 +338,7 @@ def test_without_weight_decay_the_optimizer_keeps_the_groups_earlier_checkpoints
 
 @pytest.mark.parametrize("bf16", [False, True])
 def test_bf16_runs_the_training_forward_pass_in_bfloat16_and_validation_in_float32(tmp_path: Path, random_weights: Path, bf16: bool) -> None:
-    data = _colour_photos(tmp_path / "photos")
+    data = colour_photos(tmp_path / "photos")
     cfg = TrainConfig(data=(str(data),), out=str(tmp_path / "run"), cpu_minutes=0.02, batch=4,
                       crop=CropSettings(size=64), holdout=2, threads=1, pretrained=False,
                       init=str(random_weights), checkpoint_every_s=1e9, bf16=bf16)
