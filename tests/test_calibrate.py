@@ -255,3 +255,38 @@ def test_eval_says_why_a_row_is_not_paired_and_still_scores_it(tmp_path: Path, p
     assert res.exit_code == 0, res.output
     assert "+tta against" in res.output and ": not paired (a per-photo score is not finite" in res.output
     assert res.output.count("│") > 10  # the table is still printed
+
+
+def test_photo_gain_tool_scores_a_constant_gain_as_the_gain_buffer_does(tmp_path: Path, photos: list) -> None:
+    """tools/photo_gain.py gives each photo its gain as the merge's saturation on the network's
+    a*b* at gain 1; a constant candidate must colour as the calibrated gain buffer does through
+    `colorize_gray`, or its comparison with the calibration means nothing."""
+    import importlib.util
+
+    from colorize_cli.grayscale import luminance8
+    from colorize_cli.inference import colorize_gray
+    from colorize_cli.training.metrics import score
+
+    spec = importlib.util.spec_from_file_location("photo_gain", Path(__file__).resolve().parents[1] / "tools" / "photo_gain.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert [tool.ramp(c, 1.0, 1.3, 8.0, 14.0) for c in (2.0, 8.0, 11.0, 14.0, 30.0)] == pytest.approx([1.0, 1.0, 1.15, 1.3, 1.3])
+
+    torch.manual_seed(2)
+    model = build("chromanet").eval()
+    with torch.no_grad():
+        model.mix.fill_(0.5)
+        model.gain.fill_(1.3)
+    weights = tmp_path / "calibrated.safetensors"
+    save_weights(model, "chromanet", weights)
+    listing = tmp_path / "photos.txt"
+    listing.write_text("".join(f"{path}\n" for path, _ in photos))
+
+    measured = tool.Photos(weights, listing)
+    summary, _, per = measured.scores(lambda chroma: 1.3)
+    shipped = from_module(*load_model(weights), device="cpu")
+    direct = [score(colorize_gray(luminance8(t), shipped.predictor, ColorSettings(), shipped.render_size), t) for _, t in photos]
+    assert [s.psnr for s in per] == pytest.approx([s.psnr for s in direct], abs=0.01)
+    assert [s.colourfulness_pred for s in per] == pytest.approx([s.colourfulness_pred for s in direct], abs=0.05)
+    assert all(s.colourfulness_pred > 0.5 for s in per)  # the network coloured them: the test compares colour, not gray
+    assert measured.scores(lambda chroma: 1.0)[0]["colourfulness_pred"] < summary["colourfulness_pred"] / 1.2
