@@ -31,7 +31,7 @@ from colorize_cli.inference import Predictor, predict_working_ab, working_lightn
 from colorize_cli.merge import colorize_full_res
 from colorize_cli.models.weights import load_model
 from colorize_cli.settings import ColorSettings
-from colorize_cli.training.calibrate import VIVID_AT
+from colorize_cli.training.calibrate import VIVID_AT, meets_floors
 from colorize_cli.training.evaluate import load_truth, photos_in
 from colorize_cli.training.metrics import colourfulness, paired_difference, score, summarise
 
@@ -96,7 +96,7 @@ def main() -> None:
     best: dict[str, tuple] = {}
     for name, gain_of in candidates(edges):
         s, vivid, _ = choose.scores(gain_of)
-        ok = s["colourfulness_ratio"] >= a.min_ratio and vivid >= a.min_vivid_ratio
+        ok = meets_floors(s["colourfulness_ratio"], vivid, a.min_ratio, a.min_vivid_ratio)
         print(f"{name:48s} PSNR {s['psnr']:.3f}  dE00 {s['ciede2000']:.3f}  ratio {s['colourfulness_ratio']:.3f}  "
               f"colourful {vivid:.3f}{'' if ok else '  (below a floor)'}", flush=True)
         kind = name.split()[0]

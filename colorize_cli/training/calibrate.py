@@ -46,6 +46,12 @@ class Choice:
     vivid_ratio: float  # the ratio over the colourful photos alone (NaN: none is that colourful)
 
 
+def meets_floors(ratio: float, vivid_ratio: float, min_ratio: float, min_vivid_ratio: float) -> bool:
+    """Whether a decoding is colourful enough to be chosen: its colourfulness ratio reaches
+    ``min_ratio`` and, when ``min_vivid_ratio`` is above 0, the colourful photos' ratio reaches it."""
+    return ratio >= min_ratio and (min_vivid_ratio <= 0 or vivid_ratio >= min_vivid_ratio)
+
+
 class _Decodings:
     """ChromaNet seen through the model interface, with the decoding set per candidate and the
     network's raw outputs (regression, bin logits) kept per input, so scoring 13 decodings costs
@@ -89,7 +95,7 @@ def calibrate(
                 vivid = [x for x, (path, _) in zip(scores, photos) if path in colourful]
                 v = summarise(vivid)["colourfulness_ratio"] if vivid else math.nan
                 results.append(Choice(mix, t, gain, s["psnr"], s["ciede2000"], s["colourfulness_ratio"], v))
-    ok = [c for c in results if c.colourfulness_ratio >= min_ratio and (min_vivid_ratio <= 0 or c.vivid_ratio >= min_vivid_ratio)]
+    ok = [c for c in results if meets_floors(c.colourfulness_ratio, c.vivid_ratio, min_ratio, min_vivid_ratio)]
     best = max(ok, key=lambda c: c.psnr) if ok else max(results, key=lambda c: c.colourfulness_ratio)
     return best, results
 
