@@ -282,7 +282,7 @@ def test_photo_gain_tool_scores_a_constant_gain_as_the_gain_buffer_does(tmp_path
     listing = tmp_path / "photos.txt"
     listing.write_text("".join(f"{path}\n" for path, _ in photos))
 
-    measured = tool.Photos(weights, listing)
+    measured = tool.Photos(*tool.network(weights), listing)
     summary, _, per = measured.scores(lambda chroma: 1.3)
     shipped = from_module(*load_model(weights), device="cpu")
     direct = [score(colorize_gray(luminance8(t), shipped.predictor, ColorSettings(), shipped.render_size), t) for _, t in photos]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +31,9 @@ from colorize_cli.inference import Predictor, predict_working_ab, working_lightn
 from colorize_cli.merge import colorize_full_res
 from colorize_cli.models.weights import load_model
 from colorize_cli.settings import ColorSettings
-from colorize_cli.training.calibrate import VIVID_AT, meets_floors
-from colorize_cli.training.evaluate import load_truth, photos_in
-from colorize_cli.training.metrics import colourfulness, paired_difference, score, summarise
+from colorize_cli.training.calibrate import VIVID_AT, meets_floors, vivid_ratio
+from colorize_cli.training.evaluate import colourful_only, load_truth, photos_in
+from colorize_cli.training.metrics import paired_difference, score, summarise
 
 CONSTANT = (1.0, 1.1, 1.2, 1.3, 1.4)
 LOWS = (0.9, 1.0, 1.1)
@@ -47,32 +47,45 @@ def ramp(chroma: float, low: float, high: float, c0: float, c1: float) -> float:
     return low + (high - low) * t
 
 
-class Photos:
-    """Each photo's gray, truth, working L* and the network's a*b* at gain 1, computed once."""
+def network(weights: Path) -> tuple[Predictor, int]:
+    """The calibrated network with its gain set to 1 (each candidate brings its own), and its render size."""
+    model, _ = load_model(weights)
+    with torch.no_grad():
+        model.gain.fill_(1.0)
+    return Predictor(model.eval(), torch.device("cpu"), None), int(model.default_render_size)
 
-    def __init__(self, weights: Path, listing: Path) -> None:
-        model, _ = load_model(weights)
-        with torch.no_grad():
-            model.gain.fill_(1.0)
-        predictor = Predictor(model.eval(), torch.device("cpu"), None)
-        render = int(model.default_render_size)
+
+@dataclass(frozen=True)
+class _Photo:
+    gray: np.ndarray
+    truth: np.ndarray
+    lightness: np.ndarray  # working L*, the guide of the merge
+    ab: np.ndarray  # the network's a*b* at gain 1, at working size
+    chroma: float  # its mean
+
+
+class Photos:
+    """Each photo of a list with the network's a*b* at gain 1, computed once."""
+
+    def __init__(self, predictor: Predictor, render: int, listing: Path) -> None:
+        loaded = load_truth(photos_in(listing))
+        colourful = {path for path, _ in colourful_only(loaded, VIVID_AT)}
+        self.colourful = [path in colourful for path, _ in loaded]
         self.items = []
-        for path, truth in load_truth(photos_in(listing)):
+        for _, truth in loaded:
             gray = luminance8(truth)
             lightness = working_lightness(gray, working_shape(*gray.shape, render))
             with torch.no_grad():
                 ab = predict_working_ab(predictor, lightness, ColorSettings(render_size=render), 8)
-            chroma = float(np.hypot(ab[..., 0], ab[..., 1]).mean())
-            self.items.append((gray, truth, lightness, ab, chroma, colourfulness(truth) >= VIVID_AT))
+            self.items.append(_Photo(gray, truth, lightness, ab, float(np.hypot(ab[..., 0], ab[..., 1]).mean())))
 
     def chromas(self) -> np.ndarray:
-        return np.array([item[4] for item in self.items])
+        return np.array([item.chroma for item in self.items])
 
     def scores(self, gain_of) -> tuple[dict, float, list]:
         """(summary, colourful photos' ratio, per-photo scores) with each photo's gain gain_of(chroma)."""
-        per = [score(colorize_full_res(g, ab, gain_of(c), lightness_small=lt), t) for g, t, lt, ab, c, _ in self.items]
-        vivid = [s for s, item in zip(per, self.items) if item[5]]
-        return summarise(per), summarise(vivid)["colourfulness_ratio"] if vivid else math.nan, per
+        per = [score(colorize_full_res(x.gray, x.ab, gain_of(x.chroma), lightness_small=x.lightness), x.truth) for x in self.items]
+        return summarise(per), vivid_ratio(per, self.colourful), per
 
 
 def candidates(edges: list[tuple[float, float]]):
@@ -90,8 +103,8 @@ def main() -> None:
     ap.add_argument("--min-ratio", type=float, default=0.70)
     ap.add_argument("--min-vivid-ratio", type=float, default=0.68)
     a = ap.parse_args()
-    torch.set_grad_enabled(False)
-    choose = Photos(a.weights, a.choose)
+    predictor, render = network(a.weights)
+    choose = Photos(predictor, render, a.choose)
     edges = [tuple(float(np.percentile(choose.chromas(), q)) for q in pair) for pair in EDGES]
     best: dict[str, tuple] = {}
     for name, gain_of in candidates(edges):
@@ -102,7 +115,7 @@ def main() -> None:
         kind = name.split()[0]
         if ok and (kind not in best or s["psnr"] > best[kind][0]):
             best[kind] = (s["psnr"], name, gain_of)
-    check = Photos(a.weights, a.check)
+    check = Photos(predictor, render, a.check)
     rows = {}
     for kind in ("constant", "ramp"):
         _, name, gain_of = best[kind]

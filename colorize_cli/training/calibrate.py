@@ -27,7 +27,7 @@ from ..models import arch_spec
 from ..models.weights import load_model, save_weights
 from ..settings import ColorSettings
 from .evaluate import colourful_only
-from .metrics import score, summarise
+from .metrics import ImageScores, score, summarise
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEMPERATURES = (0.38, 0.6, 1.0)
@@ -50,6 +50,12 @@ def meets_floors(ratio: float, vivid_ratio: float, min_ratio: float, min_vivid_r
     """Whether a decoding is colourful enough to be chosen: its colourfulness ratio reaches
     ``min_ratio`` and, when ``min_vivid_ratio`` is above 0, the colourful photos' ratio reaches it."""
     return ratio >= min_ratio and (min_vivid_ratio <= 0 or vivid_ratio >= min_vivid_ratio)
+
+
+def vivid_ratio(scores: list[ImageScores], colourful: list[bool]) -> float:
+    """The colourfulness ratio over the photos flagged colourful alone (NaN: none is)."""
+    vivid = [s for s, flag in zip(scores, colourful) if flag]
+    return summarise(vivid)["colourfulness_ratio"] if vivid else math.nan
 
 
 class _Decodings:
@@ -79,6 +85,7 @@ def calibrate(
     """The chosen decoding and every candidate's scores; ``photos`` are (path, 8-bit RGB truth).
     ``tta``: scored with flip averaging, as `colorize-dir --tta` colours (it mutes colour a little)."""
     colourful = {path for path, _ in colourful_only(photos, vivid_at)}
+    flags = [path in colourful for path, _ in photos]
     if min_vivid_ratio > 0 and not colourful:
         raise ValueError(f"no photo has colourfulness {vivid_at:g} or more, so none can be held to a colourful floor")
     decodings = _Decodings(model.eval())
@@ -92,9 +99,7 @@ def calibrate(
                 decodings.mix, decodings.temperature, decodings.gain = mix, t, gain
                 scores = [score(colorize_gray(gray, predictor, color, render_size), truth) for gray, truth in grays]
                 s = summarise(scores)
-                vivid = [x for x, (path, _) in zip(scores, photos) if path in colourful]
-                v = summarise(vivid)["colourfulness_ratio"] if vivid else math.nan
-                results.append(Choice(mix, t, gain, s["psnr"], s["ciede2000"], s["colourfulness_ratio"], v))
+                results.append(Choice(mix, t, gain, s["psnr"], s["ciede2000"], s["colourfulness_ratio"], vivid_ratio(scores, flags)))
     ok = [c for c in results if meets_floors(c.colourfulness_ratio, c.vivid_ratio, min_ratio, min_vivid_ratio)]
     best = max(ok, key=lambda c: c.psnr) if ok else max(results, key=lambda c: c.colourfulness_ratio)
     return best, results
