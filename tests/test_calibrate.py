@@ -4,6 +4,7 @@ written into the weights' buffers and metadata, and what it scored is what a run
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -257,7 +258,7 @@ def test_eval_says_why_a_row_is_not_paired_and_still_scores_it(tmp_path: Path, p
     assert res.output.count("│") > 10  # the table is still printed
 
 
-def test_photo_gain_tool_scores_a_constant_gain_as_the_gain_buffer_does(tmp_path: Path, photos: list) -> None:
+def test_photo_gain_tool_scores_a_constant_gain_as_the_gain_buffer_does(tmp_path: Path, photos: list, monkeypatch) -> None:
     """tools/photo_gain.py gives each photo its gain as the merge's saturation on the network's
     a*b* at gain 1; a constant candidate must colour as the calibrated gain buffer does through
     `colorize_gray`, or its comparison with the calibration means nothing."""
@@ -269,6 +270,7 @@ def test_photo_gain_tool_scores_a_constant_gain_as_the_gain_buffer_does(tmp_path
 
     spec = importlib.util.spec_from_file_location("photo_gain", Path(__file__).resolve().parents[1] / "tools" / "photo_gain.py")
     tool = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "photo_gain", tool)  # its dataclass looks its module up there
     spec.loader.exec_module(tool)
     assert [tool.ramp(c, 1.0, 1.3, 8.0, 14.0) for c in (2.0, 8.0, 11.0, 14.0, 30.0)] == pytest.approx([1.0, 1.0, 1.15, 1.3, 1.3])
 
