@@ -91,7 +91,8 @@ def test_a_model_without_the_interface_is_refused_where_it_enters() -> None:
 
 def test_average_weights_is_the_tensor_by_tensor_mix_and_refuses_two_architectures(tmp_path) -> None:
     """tools/average_weights.py: every float tensor (weights, batch-norm statistics) is
-    start + alpha * (tuned - start); the result loads, digest checked; two architectures are refused."""
+    start + alpha * (tuned - start) for two files and the plain mean for three; the result loads,
+    digest checked; --alpha with three files and two architectures are refused."""
     import subprocess
     import sys
     from pathlib import Path
@@ -117,7 +118,23 @@ def test_average_weights_is_the_tensor_by_tensor_mix_and_refuses_two_architectur
     for key in ("encoder.features.0.0.weight", "fuse.1.running_mean", "classify.weight"):
         assert not torch.equal(a[key], b[key])
         torch.testing.assert_close(m[key], a[key] + 0.25 * (b[key] - a[key]), rtol=2e-3, atol=1e-3)  # saved as fp16
-    assert info.meta["average"]["alpha"] == 0.25
+    assert info.meta["average"]["shares"] == [0.75, 0.25]
+
+    soup = tmp_path / "soup.safetensors"
+    third = tmp_path / "chromanet-3.safetensors"
+    torch.manual_seed(3)
+    save_weights(build("chromanet").eval(), "chromanet", third)
+    done = subprocess.run([sys.executable, str(tool), str(files[0]), str(files[1]), str(third), "--out", str(soup)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    c, (s, soup_info) = load_model(third)[0].state_dict(), load_model(soup)
+    for key in ("encoder.features.0.0.weight", "fuse.1.running_mean", "classify.weight"):
+        torch.testing.assert_close(s.state_dict()[key], (a[key] + b[key] + c[key]) / 3, rtol=2e-3, atol=1e-3)
+    assert soup_info.meta["average"]["members"] == [load_model(f)[1].sha256 for f in (files[0], files[1], third)]
+    alpha3 = subprocess.run([sys.executable, str(tool), str(files[0]), str(files[1]), str(third), "--alpha", "0.3",
+                             "--out", str(tmp_path / "no.safetensors")], capture_output=True, text=True)
+    assert alpha3.returncode != 0 and "--alpha mixes two networks; 3 are averaged uniformly" in alpha3.stderr
+    assert not (tmp_path / "no.safetensors").exists()
 
     other = tmp_path / "mixed.safetensors"
     refused = subprocess.run([sys.executable, str(tool), str(files[0]), str(files[2]), "--out", str(other)],
