@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from colorize_cli.models.weights import load_model, save_weights
 
 
