@@ -113,7 +113,7 @@ def test_the_gain_scales_the_decoded_chroma_and_old_files_load_with_gain_1(tmp_p
 
 
 def test_colourful_only_keeps_the_photos_at_least_that_colourful(tmp_path: Path, photos: list) -> None:
-    from colorize_cli.training.evaluate import colourful_only
+    from colorize_cli.training.evaluate import colourful_flags, colourful_only
     from colorize_cli.training.metrics import colourfulness
 
     gray = np.repeat(photos[0][1].mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
@@ -123,6 +123,8 @@ def test_colourful_only_keeps_the_photos_at_least_that_colourful(tmp_path: Path,
     assert [p.name for p, _ in colourful_only(mixed, 1.0)] == ["photo0.jpg", "photo1.jpg"]
     assert [p.name for p, _ in colourful_only(mixed, (m[0] + m[1]) / 2)] == [["photo0.jpg", "photo1.jpg"][int(np.argmax(m[:2]))]]
     assert colourful_only(mixed, 0) == mixed
+    assert colourful_flags(mixed, 1.0) == [True, True, False]  # the same choice, photo by photo
+    assert colourful_flags(mixed, 0) == [True, True, True]
 
 
 def test_eval_and_calibrate_refuse_a_floor_no_photo_reaches(tmp_path: Path, photos: list, random_weights: Path) -> None:

@@ -32,7 +32,7 @@ from colorize_cli.merge import colorize_full_res
 from colorize_cli.models.weights import load_model
 from colorize_cli.settings import ColorSettings
 from colorize_cli.training.calibrate import VIVID_AT, meets_floors, vivid_ratio
-from colorize_cli.training.evaluate import colourful_only, load_truth, photos_in
+from colorize_cli.training.evaluate import colourful_flags, load_truth, photos_in
 from colorize_cli.training.metrics import paired_difference, score, summarise
 
 CONSTANT = (1.0, 1.1, 1.2, 1.3, 1.4)
@@ -69,8 +69,7 @@ class Photos:
 
     def __init__(self, predictor: Predictor, render: int, listing: Path) -> None:
         loaded = load_truth(photos_in(listing))
-        colourful = {path for path, _ in colourful_only(loaded, VIVID_AT)}
-        self.colourful = [path in colourful for path, _ in loaded]
+        self.colourful = colourful_flags(loaded, VIVID_AT)
         self.items = []
         for _, truth in loaded:
             gray = luminance8(truth)

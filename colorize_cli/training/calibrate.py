@@ -26,7 +26,7 @@ from ..inference import Predictor, colorize_gray
 from ..models import arch_spec
 from ..models.weights import load_model, save_weights
 from ..settings import ColorSettings
-from .evaluate import colourful_only
+from .evaluate import colourful_flags
 from .metrics import ImageScores, score, summarise
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -84,9 +84,8 @@ def calibrate(
 ) -> tuple[Choice, list[Choice]]:
     """The chosen decoding and every candidate's scores; ``photos`` are (path, 8-bit RGB truth).
     ``tta``: scored with flip averaging, as `colorize-dir --tta` colours (it mutes colour a little)."""
-    colourful = {path for path, _ in colourful_only(photos, vivid_at)}
-    flags = [path in colourful for path, _ in photos]
-    if min_vivid_ratio > 0 and not colourful:
+    flags = colourful_flags(photos, vivid_at)
+    if min_vivid_ratio > 0 and not any(flags):
         raise ValueError(f"no photo has colourfulness {vivid_at:g} or more, so none can be held to a colourful floor")
     decodings = _Decodings(model.eval())
     predictor = Predictor(decodings, torch.device("cpu"), None)

@@ -85,7 +85,12 @@ def colourful_only(photos: list[tuple[Path, np.ndarray]], floor: float) -> list[
     Held-out training photos are less colourful on average than the photos users care about (the
     hidden hold-out of issue 11: 51 against 39 here); keeping the colourful ones gives a set like
     it, to choose decodings on and to check them on, without looking at the validation set."""
-    return [(p, t) for p, t in photos if colourfulness(t) >= floor] if floor > 0 else list(photos)
+    return [photo for photo, keep in zip(photos, colourful_flags(photos, floor)) if keep]
+
+
+def colourful_flags(photos: list[tuple[Path, np.ndarray]], floor: float) -> list[bool]:
+    """For each photo, whether `colourful_only` keeps it (all are kept when ``floor`` is 0)."""
+    return [floor <= 0 or colourfulness(t) >= floor for _, t in photos]
 
 
 def photos_in(target: Path) -> list[Path]:
