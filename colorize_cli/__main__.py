@@ -1,5 +1,5 @@
 """`python -m colorize_cli`: the `colorize` command."""
 
-from .cli import main
+from colorize_cli.cli.app import main
 
 main()

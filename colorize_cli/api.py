@@ -15,15 +15,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .colorizer import Colorizer, from_module, load_model
-from .discover import check_out_root
-from .engine import Engine, RunResult, StopFlag, default_engine_settings
-from . import imaging
-from .inference import colorize_gray
-from .manifest import FileRecord, RunLock
-from .models.weights import DEFAULT_WEIGHTS
-from .plan import ModelRef, Plan, model_ref, plan_run
-from .settings import ColorSettings, RunSettings
+from colorize_cli.inference.colorizer import Colorizer, from_module, load_model
+from colorize_cli.discover.find import check_out_root
+from colorize_cli.run.executors.local import Engine, RunResult, StopFlag, default_engine_settings
+from colorize_cli.io import scanfile as imaging
+from colorize_cli.inference.predict import colorize_gray
+from colorize_cli.manifest import FileRecord, RunLock
+from colorize_cli.models.weights import DEFAULT_WEIGHTS
+from colorize_cli.run.plan import ModelRef, Plan, model_ref, plan_run
+from colorize_cli.settings import ColorSettings, RunSettings
 
 __all__ = ["Colorizer", "from_module", "load_model", "colorize_image", "plan_run", "run", "model_ref"]
 
@@ -56,7 +56,7 @@ def run(
     one N may share it). ``stop`` carries the caller's signal policy (interrupts.StopFlag). With
     settings.engine "ray" the files go to a Ray cluster's workers (`model` is not used)."""
     if settings.engine == "ray":
-        from .ray_engine import run_ray  # noqa: PLC0415
+        from colorize_cli.run.executors.ray import run_ray  # noqa: PLC0415
 
         return run_ray(settings, on_file, argv, stop, on_plan)
     model = model or load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
@@ -76,13 +76,13 @@ def _run_planned(settings: RunSettings, model: Colorizer, plan: Plan, on_file: C
         torch.set_num_threads(es.torch_threads)
     thumbs = None
     if settings.report:
-        from .thumbnails import ThumbnailWriter  # noqa: PLC0415
+        from colorize_cli.report.thumbnails import ThumbnailWriter  # noqa: PLC0415
 
         thumbs = ThumbnailWriter(settings.out_root)
     engine = Engine(model.predictor, model.info.name, es, on_file=on_file, thumbnails=thumbs)
     result = engine.run(plan, list(argv), stop)
     if settings.report:
-        from .report import write_report  # noqa: PLC0415
+        from colorize_cli.report.sheet import write_report  # noqa: PLC0415
 
         write_report(settings.out_root, plan.manifest, input_root=settings.input_root)
     return result

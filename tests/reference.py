@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from colorize_cli.color import gray_to_lightness, merge_chroma
-from colorize_cli.upsample import DEFAULT_EPS, DEFAULT_RADIUS, GuidedCoefficients, _as_maps, axis_map, fit_guided
+from colorize_cli.merge.upsample import DEFAULT_EPS, DEFAULT_RADIUS, GuidedCoefficients, _as_maps, axis_map, fit_guided
 
 
 def _check_rows(H: int, W: int, y0: int, y1: int) -> None:

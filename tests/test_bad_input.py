@@ -20,7 +20,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli import api, terminal, write_png
+from colorize_cli import api
+from colorize_cli.cli import terminal
+from colorize_cli.io.write import png as write_png
 from colorize_cli.cli import app
 from colorize_cli.manifest import FileRecord, ManifestWriter, read_manifest
 
@@ -32,7 +34,7 @@ runner = CliRunner()
 DRIVER = """
 import dataclasses, json, sys
 from colorize_cli import api
-from colorize_cli.cli import main
+from colorize_cli.cli.app import main
 real = api.default_engine_settings
 api.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
 codes = []

@@ -266,8 +266,8 @@ def test_photo_gain_tool_scores_a_constant_gain_as_the_gain_buffer_does(tmp_path
     `colorize_gray`, or its comparison with the calibration means nothing."""
     import importlib.util
 
-    from colorize_cli.grayscale import luminance8
-    from colorize_cli.inference import colorize_gray
+    from colorize_cli.io.read.grayscale import luminance8
+    from colorize_cli.inference.predict import colorize_gray
     from colorize_cli.training.metrics import score
 
     spec = importlib.util.spec_from_file_location("photo_gain", Path(__file__).resolve().parents[1] / "tools" / "photo_gain.py")

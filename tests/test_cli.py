@@ -89,7 +89,7 @@ def test_dry_run_lists_without_loading_torch(tmp_path: Path, random_weights: Pat
     Image.fromarray(texture(40, 50), "L").save(src / "one.png")
     (src / "readme.txt").write_text("x")
     code = (
-        "import sys; from colorize_cli.cli import main; sys.argv=['colorize','dir',%r,'--out',%r,'--dry-run'];"
+        "import sys; from colorize_cli.cli.app import main; sys.argv=['colorize','dir',%r,'--out',%r,'--dry-run'];"
         "\ntry: main()\nexcept SystemExit: pass\nprint('TORCH', 'torch' in sys.modules)" % (str(src), str(tmp_path / "out"))
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -139,7 +139,7 @@ def test_format_suffix_and_collisions(tmp_path: Path, random_weights: Path) -> N
 
 def test_help_is_instant_and_torch_free() -> None:
     code = (
-        "import sys; from colorize_cli.cli import dir_main; sys.argv=['colorize-dir','--help']\n"
+        "import sys; from colorize_cli.cli.app import dir_main; sys.argv=['colorize-dir','--help']\n"
         "try: dir_main()\nexcept SystemExit: pass\nprint('TORCH', 'torch' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -150,7 +150,7 @@ def test_help_is_instant_and_torch_free() -> None:
 def test_help_groups_the_options_into_panels() -> None:
     """`colorize-dir --help` shows its options in five panels, each option in the right one."""
     env = {"COLUMNS": "160", "TERM": "dumb"}
-    proc = subprocess.run([sys.executable, "-c", "from colorize_cli.cli import dir_main; dir_main()", "--help"],
+    proc = subprocess.run([sys.executable, "-c", "from colorize_cli.cli.app import dir_main; dir_main()", "--help"],
                           capture_output=True, text=True, timeout=60, env={**__import__("os").environ, **env})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

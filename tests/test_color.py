@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from colorize_cli.color import gray_to_lightness, lab_to_rgb, merge_chroma, rgb_to_lab
-from colorize_cli.merge import colorize_full_res, encode_table
+from colorize_cli.merge.full_res import colorize_full_res, encode_table
 from reference import upsample_bilinear, upsample_guided
 
 RNG = np.random.default_rng(20240611)

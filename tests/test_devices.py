@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from colorize_cli import devices
-from colorize_cli.devices import DeviceError, autocast_dtype, is_out_of_memory, resolve_device
+from colorize_cli.inference import devices
+from colorize_cli.inference.devices import DeviceError, autocast_dtype, is_out_of_memory, resolve_device
 
 
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

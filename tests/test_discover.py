@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 
 import colorize_cli
-from colorize_cli.discover import DiscoverOptions, check_out_root, discover
+from colorize_cli.discover.find import DiscoverOptions, check_out_root, discover
 from colorize_cli.errors import UsageError
-from colorize_cli.formats import sniff_format
-from colorize_cli.globs import glob_matches
-from colorize_cli.outnames import assign_outputs
-from colorize_cli.shards import parse_shard, shard_of
+from colorize_cli.discover.formats import sniff_format
+from colorize_cli.discover.globs import glob_matches
+from colorize_cli.discover.outnames import assign_outputs
+from colorize_cli.discover.shards import parse_shard, shard_of
 
 # (format sniffed, Pillow save format, save options, image mode)
 SAMPLES = {
@@ -451,7 +451,7 @@ def test_shard_hash_is_stable_across_processes_and_spread_evenly():
     names = [f"box{i // 50}/scan_{i:05d}.tif" for i in range(2000)]
     here = [shard_of(PurePosixPath(n), 4) for n in names]
     code = (
-        "import json,sys;from pathlib import PurePosixPath as P;from colorize_cli.shards import shard_of;"
+        "import json,sys;from pathlib import PurePosixPath as P;from colorize_cli.discover.shards import shard_of;"
         "print(json.dumps([shard_of(P(n),4) for n in json.load(sys.stdin)]))"
     )
     env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=str(Path(colorize_cli.__file__).parents[1]))
@@ -483,7 +483,7 @@ def test_twenty_thousand_files_walk_in_seconds(tmp_path):
 def test_page_files_and_their_first_page_name() -> None:
     from pathlib import Path
 
-    from colorize_cli.outnames import first_page_name, page_files
+    from colorize_cli.discover.outnames import first_page_name, page_files
 
     assert page_files(Path("o/a.png"), 3) == [Path("o/a.png"), Path("o/a_page2.png"), Path("o/a_page3.png")]
     assert page_files(Path("o/a.TIF"), 3) == [Path("o/a.TIF")]  # a TIFF holds every page

@@ -10,12 +10,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from colorize_cli import imaging
+from colorize_cli.io import scanfile as imaging
 from colorize_cli.api import colorize_image, from_module
-from colorize_cli.inference import colorize_gray
+from colorize_cli.inference.predict import colorize_gray
 from colorize_cli.models.weights import ModelInfo
 from colorize_cli.settings import ColorSettings
-from colorize_cli.thumbnails import to_uint8
+from colorize_cli.report.thumbnails import to_uint8
 
 # Values where rounding and truncation differ (255 -> 1 rounded, 0 truncated), and the ends.
 EDGES = np.array([0, 128, 129, 255, 256, 383, 384, 32767, 32768, 65279, 65407, 65535], np.uint16)

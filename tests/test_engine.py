@@ -10,7 +10,7 @@ from torch import nn
 
 from colorize_cli.api import colorize_image, from_module
 from colorize_cli.color import gray_to_lightness, rgb_to_lab
-from colorize_cli.inference import Predictor, predict_working_ab, working_shape
+from colorize_cli.inference.predict import Predictor, predict_working_ab, working_shape
 from colorize_cli.models.weights import ModelInfo
 from colorize_cli.settings import ColorSettings
 from colorize_cli.training.metrics import ciede2000

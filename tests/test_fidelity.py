@@ -19,7 +19,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from colorize_cli.cli import app
-from colorize_cli.provenance import DIGITAL_SOURCE_TYPE
+from colorize_cli.io.meta.provenance import DIGITAL_SOURCE_TYPE
 
 runner = CliRunner()
 

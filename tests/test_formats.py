@@ -14,10 +14,10 @@ import pytest
 import tifffile
 from PIL import Image
 
-from colorize_cli import formats
-from colorize_cli.discover import DiscoverOptions, discover
-from colorize_cli.imaging import read_scan, write_image
-from colorize_cli.metadata import Metadata
+from colorize_cli.discover import formats
+from colorize_cli.discover.find import DiscoverOptions, discover
+from colorize_cli.io.scanfile import read_scan, write_image
+from colorize_cli.io.meta.source import Metadata
 
 
 def ramp(h: int = 24, w: int = 32) -> np.ndarray:

@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 
 from colorize_cli import api
 from colorize_cli.cli import app
-from colorize_cli.imaging import WriteError, write_image
+from colorize_cli.io.scanfile import WriteError, write_image
 from colorize_cli.manifest import read_manifest
-from colorize_cli.metadata import Metadata
+from colorize_cli.io.meta.source import Metadata
 
 runner = CliRunner()
 PAGE = os.sysconf("SC_PAGE_SIZE")

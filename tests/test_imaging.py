@@ -18,9 +18,12 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps
 
-from colorize_cli import color, imaging, reading, write_png
-from colorize_cli.imaging import ImageError, WriteError, read_scan, write_image
-from colorize_cli.metadata import Metadata
+from colorize_cli import color
+from colorize_cli.io import scanfile as imaging
+from colorize_cli.io.read import scan as reading
+from colorize_cli.io.write import png as write_png
+from colorize_cli.io.scanfile import ImageError, WriteError, read_scan, write_image
+from colorize_cli.io.meta.source import Metadata
 
 
 def ref_luminance(rgb: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ def test_the_wheel_carries_the_model_its_digest_and_its_card(wheel: Path) -> Non
         assert z.read(f"colorize_cli/weights/{DEFAULT_MODEL}") == SHIPPED.read_bytes()
         assert z.read(f"colorize_cli/weights/{DEFAULT_MODEL}.sha256") == sidecar_path(SHIPPED).read_bytes()
         assert "colorize_cli/weights/MODEL_CARD.md" in names
-        assert "colorize_cli/templates/report.html.j2" in names  # the review sheet renders from an installed wheel
+        assert "colorize_cli/report/templates/report.html.j2" in names  # the review sheet renders from an installed wheel
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     from colorize_cli import __version__
 
@@ -81,7 +81,7 @@ def test_a_non_editable_install_colorizes_the_samples(wheel: Path, tmp_path: Pat
 
 @pytest.mark.parametrize("command", ["colorize", "colorize-dir"])
 def test_version_names_the_package_and_the_model_without_torch(command: str) -> None:
-    code = ("import sys; from colorize_cli.cli import main, dir_main\n"
+    code = ("import sys; from colorize_cli.cli.app import main, dir_main\n"
             f"sys.argv = [{command!r}, '--version']\n"
             "try:\n    (main if sys.argv[0] == 'colorize' else dir_main)()\nexcept SystemExit as e:\n    code = e.code\n"
             "print('torch imported' if 'torch' in sys.modules else 'torch-free', code)")

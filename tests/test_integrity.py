@@ -23,11 +23,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli import api, fsutil
+from colorize_cli import api
+from colorize_cli.io import fsutil
 from colorize_cli.cli import app
-from colorize_cli.engine import remove_stale_temps
+from colorize_cli.run.executors.local import remove_stale_temps
 from colorize_cli.failures import Kind
-from colorize_cli.imaging import ImageError, read_scan
+from colorize_cli.io.scanfile import ImageError, read_scan
 from colorize_cli.manifest import (
     FileRecord,
     LockedError,
@@ -245,8 +246,9 @@ def test_a_damaged_manifest_never_stops_a_run(tmp_path: Path, random_weights: Pa
 
 DRIVER = """
 import dataclasses, json, os, signal, sys, time
-from colorize_cli import api, terminal as commands
-from colorize_cli.cli import main
+from colorize_cli import api
+from colorize_cli.cli import terminal as commands
+from colorize_cli.cli.app import main
 real = api.default_engine_settings
 api.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
 when = sys.argv[1]
@@ -352,7 +354,7 @@ def test_an_input_rewritten_while_read_is_described_by_what_was_colorized(
 def test_each_input_is_read_once(tmp_path: Path, random_weights: Path, fast_cli, monkeypatch) -> None:
     src, out = tmp_path / "scans", tmp_path / "color"
     rels = scans(src, 3)
-    from colorize_cli import engine
+    from colorize_cli.run.executors import local as engine
 
     reads: list[str] = []
     hashed: list[Path] = []

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from colorize_cli.color import gray_to_lightness, rgb_to_lab
-from colorize_cli.merge import colorize_full_res
+from colorize_cli.merge.full_res import colorize_full_res
 from reference import reference_merge
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def test_numba_and_torch_load_only_with_the_merge():
     the first CPU merge loads numba and still not torch."""
     code = (
         "import sys, json, numpy as np\n"
-        "from colorize_cli.merge import colorize_full_res\n"
+        "from colorize_cli.merge.full_res import colorize_full_res\n"
         "before = {m: m in sys.modules for m in ('numba', 'torch')}\n"
         "colorize_full_res(np.zeros((4, 4), np.uint8), np.zeros((2, 2, 2), np.float32))\n"
         "after = {m: m in sys.modules for m in ('numba', 'torch')}\n"
@@ -148,7 +148,7 @@ def test_the_compiled_kernel_is_cached_in_the_users_cache_not_in_the_package(tmp
     before = {p.name: p.stat().st_mtime_ns for p in package_cache.glob("merge_cpu*.nb*")}
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    subprocess.run([sys.executable, "-c", "from colorize_cli.merge import warm_up; warm_up()"], env=env, check=True, cwd=tmp_path)
+    subprocess.run([sys.executable, "-c", "from colorize_cli.merge.full_res import warm_up; warm_up()"], env=env, check=True, cwd=tmp_path)
     cached = list((tmp_path / "cache" / "colorize-cli" / "numba").rglob("merge_cpu*.nbi"))
     assert cached, sorted(p.name for p in (tmp_path / "cache").rglob("*"))
     after = {p.name: p.stat().st_mtime_ns for p in package_cache.glob("merge_cpu*.nb*")}

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image, ImageCms, IptcImagePlugin, PngImagePlugin
 
 from colorize_cli import __version__
-from colorize_cli.imaging import read_scan, write_image
-from colorize_cli.carry import carry
-from colorize_cli.metadata import Metadata
+from colorize_cli.io.scanfile import read_scan, write_image
+from colorize_cli.io.meta.carry import carry
+from colorize_cli.io.meta.source import Metadata
 
 MARK = f"[colorized by colorize-cli {__version__}, model test-net]"
 CAPTION = b"Harbour at dawn, 1931"
@@ -341,7 +341,7 @@ def test_png_dpi_snaps_to_integer(tmp_path):
 
 
 def test_provenance_is_added_once_and_the_input_xmp_kept():
-    from colorize_cli.provenance import DIGITAL_SOURCE_TYPE, Provenance, merge
+    from colorize_cli.io.meta.provenance import DIGITAL_SOURCE_TYPE, Provenance, merge
 
     origin = Provenance("chromanet-v1", "ab" * 32, "Hafen 1931.tif", "cd" * 32)
     source = XMP.replace(b'tiff:Orientation="6"', b'tiff:Orientation="6" Iptc4xmpExt:DigitalSourceType="x/negativeFilm"')

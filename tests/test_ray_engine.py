@@ -25,14 +25,14 @@ from typer.testing import CliRunner
 
 from colorize_cli.cli import app
 from colorize_cli.manifest import ResumeIndex, read_manifest
-from colorize_cli.ray_engine import CRASH_HOOK, CRASH_REASON, receipts_root
+from colorize_cli.run.executors.ray import CRASH_HOOK, CRASH_REASON, receipts_root
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared test data sits beside the clone (CI) or beside the folder of worktrees.
 BW = next((p / "shared" / "data" / "bw" for p in REPO.parents if (p / "shared" / "data" / "bw").is_dir()), REPO.parent / "shared" / "data" / "bw")
 N_SCANS = 8
 BROKEN = "z-truncated.jpg"
-CLI = "import sys; from colorize_cli.cli import dir_main; sys.argv[0] = 'colorize-dir'; dir_main()"
+CLI = "import sys; from colorize_cli.cli.app import dir_main; sys.argv[0] = 'colorize-dir'; dir_main()"
 
 
 @pytest.fixture(scope="module")

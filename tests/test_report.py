@@ -17,10 +17,10 @@ import pytest
 from PIL import Image
 
 from colorize_cli.manifest import FileRecord, ManifestWriter, end_record, read_manifest, run_header
-from colorize_cli.report import REPORT_NAME, script_json, write_report
-from colorize_cli.review import ReviewThresholds, flat_chroma, needs_look
-from colorize_cli.review import colourfulness as colorfulness
-from colorize_cli.thumbnails import (
+from colorize_cli.report.sheet import REPORT_NAME, script_json, write_report
+from colorize_cli.report.measures import ReviewThresholds, flat_chroma, needs_look
+from colorize_cli.report.measures import colourfulness as colorfulness
+from colorize_cli.report.thumbnails import (
     COLOR_SUFFIX,
     ORIGINAL_SUFFIX,
     THUMB_LONG_SIDE,

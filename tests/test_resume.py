@@ -22,11 +22,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli import api, terminal
+from colorize_cli import api
+from colorize_cli.cli import terminal
 from colorize_cli.cli import app
-from colorize_cli.engine import remove_stale_temps
+from colorize_cli.run.executors.local import remove_stale_temps
 from colorize_cli.manifest import FileRecord, ManifestWriter, read_manifest, settings_key, sha256_file
-from colorize_cli.plan import ModelRef, plan_run
+from colorize_cli.run.plan import ModelRef, plan_run
 from colorize_cli.settings import ColorSettings, RunSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,8 +40,9 @@ runner = CliRunner()
 # a signal or a kill lands while outputs are being written.
 DRIVER = """
 import dataclasses, sys, time
-from colorize_cli import api, write_png
-from colorize_cli.cli import main
+from colorize_cli import api
+from colorize_cli.io.write import png as write_png
+from colorize_cli.cli.app import main
 real = api.default_engine_settings
 api.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
 delay = float(sys.argv[1])

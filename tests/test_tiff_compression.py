@@ -14,8 +14,8 @@ import imagecodecs
 import numpy as np
 import pytest
 
-from colorize_cli.imaging import WriteError, write_image
-from colorize_cli.metadata import Metadata
+from colorize_cli.io.scanfile import WriteError, write_image
+from colorize_cli.io.meta.source import Metadata
 
 
 def _grainy(h, w, dtype, seed=0):
@@ -87,7 +87,7 @@ def test_colorize_dir_refuses_an_unknown_tiff_compression(tmp_path: Path) -> Non
     import sys
 
     (tmp_path / "in").mkdir()
-    proc = subprocess.run([sys.executable, "-c", "from colorize_cli.cli import dir_main; dir_main()", str(tmp_path / "in"),
+    proc = subprocess.run([sys.executable, "-c", "from colorize_cli.cli.app import dir_main; dir_main()", str(tmp_path / "in"),
                            "--out", str(tmp_path / "out"), "--tiff-compression", "lzma"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "--tiff-compression must be lzw, deflate or none, not 'lzma'" in proc.stderr

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from colorize_cli.tiling import Tile, blend, blend_weights, extract, plan_tiles
+from colorize_cli.inference.tiling import Tile, blend, blend_weights, extract, plan_tiles
 
 
 def _coverage(tiles, h, w):

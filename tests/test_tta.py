@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from colorize_cli.inference import Predictor, predict_many, predict_working_ab
+from colorize_cli.inference.predict import Predictor, predict_many, predict_working_ab
 from colorize_cli.settings import ColorSettings, RunSettings
 
 

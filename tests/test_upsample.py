@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from colorize_cli.upsample import axis_map, box_mean, fit_guided
+from colorize_cli.merge.upsample import axis_map, box_mean, fit_guided
 from reference import downsample_area, guided_rows, upsample_bilinear, upsample_guided, upsample_rows
 
 

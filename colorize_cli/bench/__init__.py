@@ -22,13 +22,13 @@ phases are interleaved (a b c, a b c, ...) and each one's fastest run is kept, s
 hurts every phase alike instead of whichever happened to run during it.
 """
 
-from .floor import out_dtypes
-from .main import bench_main
-from .phases import PHASES
-from .runs import run_bench, steady_state
-from .scans import make_scans, scans_in, synthetic_scan
-from .spec import BenchError, BenchSettings, peak_rss_mib
-from .table import bench_table, summary_lines, time_shares
+from colorize_cli.bench.floor import out_dtypes
+from colorize_cli.bench.main import bench_main
+from colorize_cli.bench.phases import PHASES
+from colorize_cli.bench.runs import run_bench, steady_state
+from colorize_cli.bench.scans import make_scans, scans_in, synthetic_scan
+from colorize_cli.bench.spec import BenchError, BenchSettings, peak_rss_mib
+from colorize_cli.bench.table import bench_table, summary_lines, time_shares
 
 __all__ = [
     "PHASES", "BenchError", "BenchSettings", "bench_main", "bench_table", "make_scans", "out_dtypes", "peak_rss_mib",

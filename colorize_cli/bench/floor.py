@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..settings import RunSettings
-from .spec import Clock, read_job, run_jobs, run_settings
+from colorize_cli.settings import RunSettings
+from colorize_cli.bench.spec import Clock, read_job, run_jobs, run_settings
 
 if TYPE_CHECKING:
-    from ..discover import Job
-    from ..imaging import Scan
+    from colorize_cli.discover.find import Job
+    from colorize_cli.io.scanfile import Scan
 
 
 def out_dtypes(bit_depth: str) -> dict[str, dict[str, str]]:
@@ -25,8 +25,8 @@ def out_dtypes(bit_depth: str) -> dict[str, dict[str, str]]:
     """
     from types import SimpleNamespace  # noqa: PLC0415
 
-    from ..engine import out_dtype  # noqa: PLC0415
-    from ..formats import EXTENSIONS  # noqa: PLC0415
+    from colorize_cli.run.executors.local import out_dtype  # noqa: PLC0415
+    from colorize_cli.discover.formats import EXTENSIONS  # noqa: PLC0415
 
     return {
         fmt: {str(depth): np.dtype(out_dtype(SimpleNamespace(bit_depth=depth), fmt, bit_depth)).name for depth in (8, 16)}  # type: ignore[arg-type]
@@ -36,7 +36,7 @@ def out_dtypes(bit_depth: str) -> dict[str, dict[str, str]]:
 
 def _gray_rgb(scan: Scan, job: Job, dtypes: dict[str, dict[str, str]]) -> np.ndarray:
     """The scan's gray as RGB, in the dtype the engine would write for it (no colour maths)."""
-    from ..imaging import to_8bit  # noqa: PLC0415
+    from colorize_cli.io.scanfile import to_8bit  # noqa: PLC0415
 
     gray = scan.gray
     dtype = np.dtype(dtypes[job.out_fmt][str(scan.bit_depth)])
@@ -52,7 +52,7 @@ def _gray_rgb(scan: Scan, job: Job, dtypes: dict[str, dict[str, str]]) -> np.nda
 
 def _write_through(job: Job, scan: Scan, settings: RunSettings, dtypes: dict[str, dict[str, str]]) -> None:
     """The floor's write: the engine's write_image call, with the gray where the colour would be."""
-    from ..imaging import write_image  # noqa: PLC0415
+    from colorize_cli.io.scanfile import write_image  # noqa: PLC0415
 
     job.output.parent.mkdir(parents=True, exist_ok=True)
     write_image(job.output, _gray_rgb(scan, job, dtypes), scan.alpha, job.out_fmt, settings.output.quality,

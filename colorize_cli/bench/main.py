@@ -7,12 +7,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..settings import ColorSettings, OutputSettings, RuntimeSettings
-from .phases import PHASES
-from .runs import run_bench
-from .scans import make_scans, scans_in
-from .spec import BenchError, BenchSettings
-from .table import bench_table, summary_lines
+from colorize_cli.settings import ColorSettings, OutputSettings, RuntimeSettings
+from colorize_cli.bench.phases import PHASES
+from colorize_cli.bench.runs import run_bench
+from colorize_cli.bench.scans import make_scans, scans_in
+from colorize_cli.bench.spec import BenchError, BenchSettings
+from colorize_cli.bench.table import bench_table, summary_lines
 
 
 def bench_main(

@@ -9,20 +9,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..settings import ColorSettings, RunSettings
-from .spec import BenchError, Clock, engine_settings, read_job, run_jobs, run_settings
+from colorize_cli.settings import ColorSettings, RunSettings
+from colorize_cli.bench.spec import BenchError, Clock, engine_settings, read_job, run_jobs, run_settings
 
 if TYPE_CHECKING:
-    from ..api import Colorizer
-    from ..discover import Job
-    from ..engine import EngineSettings
+    from colorize_cli.api import Colorizer
+    from colorize_cli.discover.find import Job
+    from colorize_cli.run.executors.local import EngineSettings
 
 
 def _load(spec: dict) -> tuple[RunSettings, Colorizer, EngineSettings, float]:
     """The model as a run loads it, with torch's thread count set as the engine sets it."""
     import torch  # noqa: PLC0415
 
-    from ..api import load_model  # noqa: PLC0415
+    from colorize_cli.api import load_model  # noqa: PLC0415
 
     settings = run_settings(spec)
     t0 = time.perf_counter()
@@ -36,7 +36,7 @@ def _load(spec: dict) -> tuple[RunSettings, Colorizer, EngineSettings, float]:
 
 def _working(settings: RunSettings, model: Colorizer, jobs: list[Job]) -> tuple[list[np.ndarray], int]:
     """Every scan's working L* as the engine's readers make it, and the scans' total pixel count."""
-    from ..inference import working_lightness, working_shape  # noqa: PLC0415
+    from colorize_cli.inference.predict import working_lightness, working_shape  # noqa: PLC0415
 
     render = settings.color.render_size or model.render_size
     out, pixels = [], 0
@@ -49,7 +49,7 @@ def _working(settings: RunSettings, model: Colorizer, jobs: list[Job]) -> tuple[
 
 def _predict_batches(model: Colorizer, lightness: list[np.ndarray], color: ColorSettings, batch_size: int) -> list[np.ndarray]:
     """a*b* for every working L*, in batches of batch_size scans, exactly as the engine does."""
-    from ..inference import predict_scans  # noqa: PLC0415
+    from colorize_cli.inference.predict import predict_scans  # noqa: PLC0415
 
     out: list[np.ndarray] = []
     for start in range(0, len(lightness), batch_size):
@@ -78,7 +78,7 @@ def network(spec: dict) -> dict:
 
 
 def end_to_end(spec: dict) -> dict:
-    from ..api import run  # noqa: PLC0415
+    from colorize_cli.api import run  # noqa: PLC0415
 
     settings, model, es, load_s = _load(spec)
     jobs = run_jobs(settings)
@@ -104,11 +104,11 @@ def end_to_end(spec: dict) -> dict:
 
 def stages(spec: dict) -> dict:
     """One file at a time, a timer around each step of the real path, to show where time goes."""
-    from ..engine import out_dtype  # noqa: PLC0415
-    from ..imaging import write_image  # noqa: PLC0415
-    from ..merge import colorize_full_res, merge_device, warm_up  # noqa: PLC0415
-    from ..inference import working_lightness, working_shape  # noqa: PLC0415
-    from ..fsutil import sha256_file  # noqa: PLC0415
+    from colorize_cli.run.executors.local import out_dtype  # noqa: PLC0415
+    from colorize_cli.io.scanfile import write_image  # noqa: PLC0415
+    from colorize_cli.merge.full_res import colorize_full_res, merge_device, warm_up  # noqa: PLC0415
+    from colorize_cli.inference.predict import working_lightness, working_shape  # noqa: PLC0415
+    from colorize_cli.io.fsutil import sha256_file  # noqa: PLC0415
 
     settings, model, es, _ = _load(spec)
     jobs = run_jobs(settings)

@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .floor import io_floor, io_floor_serial
-from .model import end_to_end, network, stages
-from .scans import scans_in
-from .spec import BenchError, peak_rss_mib
+from colorize_cli.bench.floor import io_floor, io_floor_serial
+from colorize_cli.bench.model import end_to_end, network, stages
+from colorize_cli.bench.scans import scans_in
+from colorize_cli.bench.spec import BenchError, peak_rss_mib
 
 PHASES = ("io_floor_serial", "io_floor", "network", "end_to_end")
 
@@ -23,7 +23,7 @@ PHASES = ("io_floor_serial", "io_floor", "network", "end_to_end")
 def _cli_argv(spec: dict) -> list[str]:
     """`colorize-dir` on the staged folder with the benchmark's settings (the rest at their defaults)."""
     c, o, rt = spec["color"], spec["output"], spec["runtime"]
-    argv = [sys.executable, "-c", "from colorize_cli.cli import dir_main; dir_main()", spec["input_root"],
+    argv = [sys.executable, "-c", "from colorize_cli.cli.app import dir_main; dir_main()", spec["input_root"],
             "--out", spec["out_root"], "--quiet", "--device", rt["device"], "--batch-size", str(rt["batch_size"]),
             "--upsample", c["upsample"], "--quality", str(o["quality"]), "--tiff-compression", o["tiff_compression"],
             "--allow-outside-root"]  # the staged links

@@ -10,18 +10,18 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from .floor import out_dtypes
-from .phases import PHASE_FUNCS, PHASES, run_phase
-from .scans import stage_inputs
-from .spec import BenchError, BenchSettings, engine_settings, run_settings
+from colorize_cli.bench.floor import out_dtypes
+from colorize_cli.bench.phases import PHASE_FUNCS, PHASES, run_phase
+from colorize_cli.bench.scans import stage_inputs
+from colorize_cli.bench.spec import BenchError, BenchSettings, engine_settings, run_settings
 
 
 def _random_weights(folder: Path) -> Path:
     """A seeded random ChromaNet: the shipped architecture, hence the shipped cost, without the weights."""
     import torch  # noqa: PLC0415
 
-    from ..models import build  # noqa: PLC0415
-    from ..models.weights import save_weights  # noqa: PLC0415
+    from colorize_cli.models import build  # noqa: PLC0415
+    from colorize_cli.models.weights import save_weights  # noqa: PLC0415
 
     torch.manual_seed(0)
     path = folder / "random-chromanet.safetensors"
@@ -30,7 +30,7 @@ def _random_weights(folder: Path) -> Path:
 
 
 def _model_fields(weights: Path, random: bool) -> dict:
-    from ..plan import model_ref  # noqa: PLC0415
+    from colorize_cli.run.plan import model_ref  # noqa: PLC0415
 
     ref = model_ref(weights)
     return {"name": "random ChromaNet (shipped weights not found; same cost)" if random else ref.name,
@@ -63,7 +63,7 @@ def run_bench(
     `isolate` runs each phase in a child process (clean per-phase peak memory); without it the
     peaks are the whole process's so far. `workdir` is where inputs are staged and outputs written
     (default: the system temp folder): put it on the disk the real run will write to."""
-    from ..models.paths import DEFAULT_WEIGHTS  # noqa: PLC0415
+    from colorize_cli.models.paths import DEFAULT_WEIGHTS  # noqa: PLC0415
 
     scans = [Path(p) for p in scans]
     if not scans:

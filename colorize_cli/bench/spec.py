@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..settings import ColorSettings, OutputSettings, RunSettings, RuntimeSettings
+from colorize_cli.settings import ColorSettings, OutputSettings, RunSettings, RuntimeSettings
 
 if TYPE_CHECKING:  # the heavy modules load inside the phases that need them
-    from ..discover import Job
-    from ..engine import EngineSettings
-    from ..imaging import Scan
+    from colorize_cli.discover.find import Job
+    from colorize_cli.run.executors.local import EngineSettings
+    from colorize_cli.io.scanfile import Scan
 
 
 class BenchError(Exception):
@@ -72,22 +72,22 @@ def run_settings(spec: dict) -> RunSettings:
 
 def run_jobs(settings: RunSettings) -> list[Job]:
     """The run's own jobs (output paths and formats), as the engine would get them."""
-    from ..discover import DiscoverOptions, discover  # noqa: PLC0415
+    from colorize_cli.discover.find import DiscoverOptions, discover  # noqa: PLC0415
 
     jobs, _ = discover(settings.input_root, settings.out_root, DiscoverOptions.from_settings(settings))
     return jobs
 
 
 def engine_settings(settings: RunSettings) -> EngineSettings:
-    from ..devices import resolve_device  # noqa: PLC0415
-    from ..engine import default_engine_settings  # noqa: PLC0415
+    from colorize_cli.inference.devices import resolve_device  # noqa: PLC0415
+    from colorize_cli.run.executors.local import default_engine_settings  # noqa: PLC0415
 
     return default_engine_settings(settings.runtime.batch_size, resolve_device(settings.runtime.device))
 
 
 def read_job(job: Job, settings: RunSettings) -> Scan:
     """read_scan, with the file named in the error: a benchmark needs every scan to work."""
-    from ..imaging import ImageError, read_scan  # noqa: PLC0415
+    from colorize_cli.io.scanfile import ImageError, read_scan  # noqa: PLC0415
 
     try:
         return read_scan(job.input, settings.runtime.max_pixels)

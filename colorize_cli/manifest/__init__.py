@@ -15,9 +15,9 @@ One module per job:
 * :mod:`.lock`     one writer per output folder
 """
 
-from .lock import LockedError, RunLock, live_owners, lock_path
-from .merge import MergeSummary, merge_manifests
-from .records import (
+from colorize_cli.manifest.lock import LockedError, RunLock, live_owners, lock_path
+from colorize_cli.manifest.merge import MergeSummary, merge_manifests
+from colorize_cli.manifest.records import (
     KINDS,
     SCHEMA,
     STATUSES,
@@ -33,7 +33,7 @@ from .records import (
     settings_key,
     utc_now_iso,
 )
-from .resume import (
+from colorize_cli.manifest.resume import (
     REASON_DONE,
     REASON_FAILED,
     REASON_FAILED_OUTPUT,
@@ -48,8 +48,8 @@ from .resume import (
     Action,
     ResumeIndex,
 )
-from .store import ManifestWriter, read_manifest
-from colorize_cli.fsutil import sha256_file
+from colorize_cli.manifest.store import ManifestWriter, read_manifest
+from colorize_cli.io.fsutil import sha256_file
 
 __all__ = [
     "KINDS", "SCHEMA", "STATUSES", "Action", "FileRecord", "LockedError", "ManifestWriter", "MergeSummary",

@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from colorize_cli.fsutil import owner_tag, write_all
+from colorize_cli.io.fsutil import owner_tag, write_all
 
-from .records import encode_line, shard_tag, utc_now_iso
+from colorize_cli.manifest.records import encode_line, shard_tag, utc_now_iso
 
 # POSIX. On Windows the lock degrades to O_EXCL only: a stale lock must be deleted by hand.
 try:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from colorize_cli.fsutil import atomic_output
+from colorize_cli.io.fsutil import atomic_output
 
-from .records import FileRecord, encode_line
-from .resume import supersedes
-from .store import read_manifest
+from colorize_cli.manifest.records import FileRecord, encode_line
+from colorize_cli.manifest.resume import supersedes
+from colorize_cli.manifest.store import read_manifest
 
 
 @dataclass(frozen=True)

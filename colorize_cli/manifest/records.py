@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from colorize_cli import __version__
 from colorize_cli.failures import Kind, kind_of_legacy_reason
-from colorize_cli.shards import check_shard
+from colorize_cli.discover.shards import check_shard
 
 Status = Literal["done", "failed", "skipped"]
 STATUSES: tuple[str, ...] = ("done", "failed", "skipped")

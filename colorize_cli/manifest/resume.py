@@ -29,11 +29,11 @@ from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from colorize_cli.failures import RETRIED_BY_DEFAULT
-from colorize_cli.fsutil import sha256_file
-from colorize_cli.outnames import page_files
+from colorize_cli.io.fsutil import sha256_file
+from colorize_cli.discover.outnames import page_files
 
-from .records import FileRecord, rel_key
-from .store import read_manifest
+from colorize_cli.manifest.records import FileRecord, rel_key
+from colorize_cli.manifest.store import read_manifest
 
 log = logging.getLogger("colorize_cli.manifest")
 

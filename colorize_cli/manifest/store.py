@@ -16,9 +16,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from colorize_cli.fsutil import write_all
+from colorize_cli.io.fsutil import write_all
 
-from .records import FileRecord, encode_line, record_problem
+from colorize_cli.manifest.records import FileRecord, encode_line, record_problem
 
 log = logging.getLogger("colorize_cli.manifest")
 

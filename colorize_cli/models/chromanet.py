@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..color import lab_to_linear_rgb
-from .efficientnet_lite import EfficientNetLite2Features
-from .mobilenet import MobileNetV2Features
+from colorize_cli.color import lab_to_linear_rgb
+from colorize_cli.models.efficientnet_lite import EfficientNetLite2Features
+from colorize_cli.models.mobilenet import MobileNetV2Features
 
 AB_STEP = 10.0
 AB_RANGE = 110.0

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .imagenet import WheelCheckpoint
+from colorize_cli.models.imagenet import WheelCheckpoint
 
 # (repeats, kernel, stride, expansion, out channels) of the seven stages, already scaled to Lite2;
 # the stem has 32 channels and the head 1280, as in every Lite model.

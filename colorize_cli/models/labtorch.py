@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..color import EPSILON, KAPPA, RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB  # the CIE constants live once, in color.py
+from colorize_cli.color import EPSILON, KAPPA, RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB  # the CIE constants live once, in color.py
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .imagenet import WheelCheckpoint
+from colorize_cli.models.imagenet import WheelCheckpoint
 
 # (expansion t, channels c, repeats n, first stride s), as in Sandler et al. 2018, table 2.
 _SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]

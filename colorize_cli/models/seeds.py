@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .labtorch import rgb_to_ab
-from .mobilenet import IMAGENET_MEAN, IMAGENET_STD, MobileNetV2Features
+from colorize_cli.models.labtorch import rgb_to_ab
+from colorize_cli.models.mobilenet import IMAGENET_MEAN, IMAGENET_STD, MobileNetV2Features
 
 
 def _double_conv(cin: int, cout: int, bn: bool) -> nn.Sequential:

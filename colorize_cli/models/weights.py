@@ -17,9 +17,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
-from ..fsutil import atomic_output, sha256_file
-from . import build
-from .paths import DEFAULT_WEIGHTS, recorded_digest, sidecar_path
+from colorize_cli.io.fsutil import atomic_output, sha256_file
+from colorize_cli.models import build
+from colorize_cli.models.paths import DEFAULT_WEIGHTS, recorded_digest, sidecar_path
 
 
 

@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..grayscale import luminance8
-from ..inference import Predictor, colorize_gray
-from ..models import arch_spec
-from ..models.weights import load_model, save_weights
-from ..settings import ColorSettings
-from .evaluate import colourful_flags
-from .metrics import ImageScores, score, summarise
+from colorize_cli.io.read.grayscale import luminance8
+from colorize_cli.inference.predict import Predictor, colorize_gray
+from colorize_cli.models import arch_spec
+from colorize_cli.models.weights import load_model, save_weights
+from colorize_cli.settings import ColorSettings
+from colorize_cli.training.evaluate import colourful_flags
+from colorize_cli.training.metrics import ImageScores, score, summarise
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEMPERATURES = (0.38, 0.6, 1.0)

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..color import gray_to_lightness, lightness_to_gray, rgb_to_lab
+from colorize_cli.color import gray_to_lightness, lightness_to_gray, rgb_to_lab
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 

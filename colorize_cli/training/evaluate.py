@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..grayscale import luminance8
-from ..inference import Predictor, colorize_gray
-from ..settings import ColorSettings
-from .data import list_photos
-from .metrics import ImageScores, colourfulness, score, summarise
+from colorize_cli.io.read.grayscale import luminance8
+from colorize_cli.inference.predict import Predictor, colorize_gray
+from colorize_cli.settings import ColorSettings
+from colorize_cli.training.data import list_photos
+from colorize_cli.training.metrics import ImageScores, colourfulness, score, summarise
 
 
 @dataclass

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.efficientnet_lite import EfficientNetLite2Features
-from ..models.imagenet import load_imagenet
-from ..models.labtorch import lab_to_rgb
+from colorize_cli.models.efficientnet_lite import EfficientNetLite2Features
+from colorize_cli.models.imagenet import load_imagenet
+from colorize_cli.models.labtorch import lab_to_rgb
 
 DEPTH = 7  # blocks 0-6: the taps at strides 2, 4 and 8
 SCALE = 0.5  # judged at half the crop's size: the a*b* come at a quarter, and the cost falls fourfold

@@ -21,13 +21,13 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..models import arch_spec, build
-from ..models.imagenet import load_imagenet
-from ..models.weights import load_model as load_weights, save_weights
-from . import objectives
-from .data import BatchStream, CropSettings, list_photos, load_photos, make_batch, write_photo_list
-from .feature_loss import FeatureLoss, predicted_rgb, true_rgb
-from .losses import check_reg_loss
+from colorize_cli.models import arch_spec, build
+from colorize_cli.models.imagenet import load_imagenet
+from colorize_cli.models.weights import load_model as load_weights, save_weights
+from colorize_cli.training import objectives
+from colorize_cli.training.data import BatchStream, CropSettings, list_photos, load_photos, make_batch, write_photo_list
+from colorize_cli.training.feature_loss import FeatureLoss, predicted_rgb, true_rgb
+from colorize_cli.training.losses import check_reg_loss
 
 
 @dataclass(frozen=True)

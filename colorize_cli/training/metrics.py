@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from colorize_cli.color import rgb_to_lab
-from colorize_cli.review import colourfulness
+from colorize_cli.report.measures import colourfulness
 
 PEAK = 255.0  # the dynamic range L of 8-bit images, used by PSNR and SSIM
 

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models import arch_spec
-from . import losses
-from .data import CropSettings, make_batch
+from colorize_cli.models import arch_spec
+from colorize_cli.training import losses
+from colorize_cli.training.data import CropSettings, make_batch
 
 Objective = Callable[[object, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
 

@@ -1,0 +1,1 @@
+"""`colorize doctor`: checks of the install and every device, and their printout."""

@@ -1,0 +1,219 @@
+"""What a colorized copy carries of its original's metadata, per output format. The rule:
+every tag, block and chunk of the input is written with the same type and bytes, except
+
+* what described the old pixels (strip layout, bit depth, photometric, transfer function...),
+  the EXIF/IRB thumbnails (they would show the gray original), and for a TIFF output the EXIF
+  tags TIFF must not hold (ComponentsConfiguration, CompressedBitsPerPixel, PixelX/YDimension,
+  InteropIndex, YCbCrPositioning: exiftool -validate flags them in a TIFF);
+* Orientation, when present, becomes 1 (the pixels are turned); PixelX/YDimension become the
+  output size (and are added to an Exif IFD outside TIFF, where EXIF requires them; a JPEG's
+  EXIF also gets YCbCrPositioning, which EXIF requires and which is true of the new JPEG);
+  Software becomes "colorize-cli <version>";
+* ImageDescription gets the marker "[colorized by colorize-cli <version>, model X]" appended
+  (an earlier marker is replaced, never stacked), so a caption is never lost or rewritten;
+* the XMP gets the provenance description (`provenance.py`), and its tiff:Orientation reset.
+
+Nothing is invented: no resolution where the input states none, no EXIF block in a JPEG, PNG
+or WebP whose input had none (the provenance XMP says what happened). Whatever a format cannot
+hold is named in a note for the manifest. Corrupt EXIF never fails an image: a note says why,
+and a minimal EXIF with the marker is written instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import piexif
+
+from colorize_cli import __version__
+from colorize_cli.io.meta import irb
+from colorize_cli.io.meta import provenance
+from colorize_cli.io.meta import tiff_ifd
+from colorize_cli.io.meta.source import EXIF_HEADER, ORIENTATION, RES_UNIT, STRUCTURAL_TAGS, X_RES, Y_RES, Metadata, one_line
+from colorize_cli.io.meta.tiff_ifd import ASCII, LONG, RATIONAL, SHORT, Directory, Entry, pack
+
+SOFTWARE = f"colorize-cli {__version__}"
+JPEG_SEGMENT_MAX = 65533  # payload of one JPEG APPn segment, length field included
+_DESCRIPTION, _SOFTWARE = 0x010E, 0x0131
+_PIXEL_X, _PIXEL_Y, _MAKER_NOTE, _YCBCR_POSITIONING = 0xA002, 0xA003, 0x927C, 0x0213
+_MARKER_RE = re.compile(rb"\s*\[colorized by colorize-cli [^\]]*\]\s*$")
+_XMP_ORIENT_RE = re.compile(rb'(tiff:Orientation(?:="|>))\s*[2-8]\s*(?=["<])')
+# EXIF tags a TIFF must not hold (exiftool's TIFF validation), by IFD.
+_NOT_IN_TIFF = {"tags": (_YCBCR_POSITIONING,), "exif": (0x9101, 0x9102, _PIXEL_X, _PIXEL_Y), "interop": (0x0001,)}
+_TABLES = {"tags": "Image", "exif": "Exif", "gps": "GPS", "interop": "Interop"}
+
+
+@dataclass
+class Carried:
+    """What an output file gets, ready for a writer, plus notes for the manifest."""
+
+    tags: Directory | None  # IFD0 tags and EXIF sub-IFDs, raw; None: no EXIF is written
+    icc_profile: bytes | None
+    dpi: tuple[float, float] | None
+    xmp: bytes | None  # with the provenance description
+    photoshop: bytes | None  # Photoshop resource block (JPEG APP13, TIFF 34377), IPTC inside
+    iptc: bytes | None  # IPTC-IIM for TIFF tag 33723 ...
+    iptc_type: int | None  # ... with the field type the input gave it
+    text: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exif(self) -> bytes | None:
+        """b"Exif\\0\\0" + the TIFF-structured EXIF block, as JPEG, PNG and WebP hold it."""
+        return EXIF_HEADER + tiff_ifd.exif_block(self.tags) if self.tags else None
+
+    def save_kwargs(self, fmt: str) -> dict:
+        """Keyword arguments for Pillow's `save` for the formats Pillow writes here."""
+        kw: dict = {}
+        if fmt in ("JPEG", "WEBP"):
+            for key in ("exif", "icc_profile", "xmp"):
+                value = getattr(self, key)
+                if value:
+                    kw[key] = value
+        if fmt == "JPEG" and "Comment" in self.text:
+            comment = self.text["Comment"]
+            kw["comment"] = getattr(comment, "raw", None) or comment.encode("utf-8")
+        if self.dpi and fmt in ("JPEG", "BMP"):
+            kw["dpi"] = self.dpi
+        return kw
+
+
+def colorized_marker(model_name: str) -> str:
+    return f"[colorized by {SOFTWARE}, model {model_name or 'unknown'}]"
+
+
+def tag_name(ifd: str, tag: int) -> str:
+    return piexif.TAGS.get(_TABLES.get(ifd, ifd), {}).get(tag, {}).get("name", f"0x{tag:04x}")
+
+
+def carry(
+    meta: Metadata, fmt: str, width: int, height: int, model_name: str, icc: bytes | None = None,
+    origin: provenance.Provenance | None = None,
+) -> Carried:
+    """Decide what an output of `fmt` (JPEG, PNG, TIFF, WEBP, JPEG2000, BMP) and this size
+    carries. `icc` is the profile the pixels are in (the input's own RGB profile, when the
+    writer kept it); by default they are sRGB and tagged so."""
+    from colorize_cli.io.meta.icc import srgb_profile  # noqa: PLC0415 - icc imports this package's metadata
+
+    fmt = fmt.upper()
+    notes: list[str] = []
+    origin = origin or provenance.Provenance(model_name=model_name)
+    if fmt == "BMP":
+        held = (("EXIF", meta.exif), ("ICC", True), ("XMP", meta.xmp), ("IPTC", meta.iptc), ("text", meta.text),
+                ("provenance XMP", True))
+        dropped = [name for name, value in held if value]
+        notes.append(f"metadata not written: BMP cannot hold {', '.join(dropped)}")
+        return Carried(None, None, meta.dpi, None, None, None, None, {}, notes)
+
+    tags = _carry_tags(meta, fmt, width, height, origin.model_name, notes)
+    if tags is not None and fmt == "JPEG":
+        tags = _fit_jpeg(tags, notes)
+
+    xmp = provenance.merge(_XMP_ORIENT_RE.sub(rb"\g<1>1", meta.xmp) if meta.xmp else None, origin, notes)
+    if fmt == "JPEG" and len(xmp) + 31 > JPEG_SEGMENT_MAX:
+        notes.append(f"XMP dropped: {len(xmp)} bytes is too long for one JPEG segment; only the provenance is written")
+        xmp = provenance.merge(None, origin, notes)
+
+    photoshop, iptc, iptc_type = None, None, None
+    if fmt == "JPEG":
+        photoshop = irb.carried(meta.photoshop, meta.iptc)
+        if photoshop and len(photoshop) + 16 > JPEG_SEGMENT_MAX:
+            notes.append(f"IPTC and Photoshop resources dropped: {len(photoshop)} bytes is too long for one JPEG segment")
+            photoshop = None
+    elif fmt == "TIFF":
+        if meta.iptc_type is not None:
+            iptc, iptc_type = meta.iptc, meta.iptc_type
+        photoshop = irb.carried(meta.photoshop, None if iptc_type is not None else meta.iptc)
+    else:
+        if fmt == "JPEG2000" and meta.iptc:  # an IPTC uuid box
+            photoshop = irb.carried(None, meta.iptc)
+        elif meta.iptc:
+            notes.append(f"IPTC dropped: {fmt} has no IPTC block")
+        if set(irb.parse(meta.photoshop or b"")) - {irb.IPTC} - irb.THUMBNAILS:
+            notes.append(f"Photoshop resources dropped: {fmt} has no place for them")
+
+    text = dict(meta.text)
+    if fmt != "PNG":
+        kept = {"Comment"} if fmt == "JPEG" else set()
+        dropped_keys = sorted(k for k in text if k not in kept)
+        if dropped_keys:
+            notes.append(f"text chunks dropped: {', '.join(dropped_keys)} ({fmt} has no text chunks)")
+        text = {k: v for k, v in text.items() if k in kept}
+
+    return Carried(tags, icc or srgb_profile(), meta.dpi, xmp, photoshop, iptc, iptc_type, text, notes)
+
+
+def _ascii(order: str, text: bytes) -> Entry:
+    return pack(order, ASCII, text)
+
+
+def _carry_tags(meta: Metadata, fmt: str, width: int, height: int, model_name: str, notes: list[str]) -> Directory | None:
+    d: Directory | None = None
+    fresh = False
+    if meta.exif_error:
+        notes.append(f"EXIF dropped: {meta.exif_error}")
+        fresh = True
+    elif meta.exif:
+        try:
+            d = tiff_ifd.parse_exif(meta.exif)
+        except Exception as err:
+            notes.append(f"EXIF dropped: corrupt ({one_line(err)})")
+            fresh = True
+    if d is None:
+        if not fresh and fmt != "TIFF":
+            return None  # nothing to carry: the provenance XMP says what happened
+        d = Directory(">")
+        if fresh:  # what colorize-cli knows, so the copy still says what it is
+            d.tags[ORIENTATION] = pack(">", SHORT, 1)
+            if fmt != "TIFF":
+                d.exif = {_PIXEL_X: pack(">", LONG, width), _PIXEL_Y: pack(">", LONG, height)}
+    order = d.order
+    tags = {t: e for t, e in d.tags.items() if t not in STRUCTURAL_TAGS}
+    if ORIENTATION in tags:
+        tags[ORIENTATION] = pack(order, SHORT, 1)
+    tags[_SOFTWARE] = _ascii(order, SOFTWARE.encode("ascii"))
+    old = tags[_DESCRIPTION].data if _DESCRIPTION in tags else b""
+    tags[_DESCRIPTION] = _ascii(order, mark_description(old, model_name))
+    if X_RES not in tags and meta.dpi:  # the input stated a resolution outside EXIF (JFIF, pHYs)
+        tags[X_RES] = pack(order, RATIONAL, [rational(meta.dpi[0])])
+        tags[Y_RES] = pack(order, RATIONAL, [rational(meta.dpi[1])])
+        tags[RES_UNIT] = pack(order, SHORT, 2)
+    if fmt == "JPEG" and _YCBCR_POSITIONING not in tags:  # EXIF requires it in a JPEG: true of ours
+        tags[_YCBCR_POSITIONING] = pack(order, SHORT, 1)  # centred, as JFIF decoders assume
+    exif = dict(d.exif)
+    for tag, value in ((_PIXEL_X, width), (_PIXEL_Y, height)):
+        if tag in exif or (exif and fmt != "TIFF"):  # JPEG's EXIF requires them (EXIF 2.3, 4.6.5)
+            kind = SHORT if tag in exif and exif[tag].type == SHORT and value < 65536 else LONG
+            exif[tag] = pack(order, kind, value)
+    out = Directory(order, tags, exif, dict(d.gps), dict(d.interop))
+    if fmt == "TIFF":
+        dropped = [tag_name(ifd, t) for ifd, ts in _NOT_IN_TIFF.items() for t in ts if getattr(out, ifd).pop(t, None)]
+        if dropped:
+            notes.append(f"EXIF tags TIFF does not hold dropped: {', '.join(dropped)}")
+    return out
+
+
+def mark_description(old: bytes, model_name: str) -> bytes:
+    """Append the colorization marker to an existing caption, replacing an older marker; the
+    caption's own bytes (UTF-8, Latin-1...) are kept as they are."""
+    caption = _MARKER_RE.sub(b"", old.rstrip(b"\x00")).rstrip(b"\x00")
+    marker = colorized_marker(model_name).encode("ascii", "replace")
+    return caption + b" " + marker if caption.strip() else marker
+
+
+def rational(value: float) -> tuple[int, int]:
+    """A positive number as an EXIF RATIONAL (exact for integers, else to 1/1000)."""
+    denominator = 1 if float(value).is_integer() else 1000
+    return int(round(value * denominator)), denominator
+
+
+def _fit_jpeg(d: Directory, notes: list[str]) -> Directory | None:
+    """A JPEG APP1 segment holds 64 KiB; a maker note is the usual culprit, so it goes first."""
+    if len(tiff_ifd.exif_block(d)) + 8 <= JPEG_SEGMENT_MAX:
+        return d
+    if d.exif.pop(_MAKER_NOTE, None) is not None and len(tiff_ifd.exif_block(d)) + 8 <= JPEG_SEGMENT_MAX:
+        notes.append("EXIF MakerNote dropped: EXIF too long for a JPEG segment")
+        return d
+    notes.append(f"EXIF dropped: {len(tiff_ifd.exif_block(d)) + 6} bytes is too long for a JPEG segment")
+    return None

@@ -1,0 +1,1 @@
+"""Reading scans: decode every page to sRGB gray (+ alpha), upright, with its metadata."""

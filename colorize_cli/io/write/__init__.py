@@ -1,0 +1,1 @@
+"""Writing results: one encoder per format, every write atomic."""

@@ -1,0 +1,1 @@
+"""Chroma upsampling and the full-resolution merge onto the original L* (numba CPU, torch GPU)."""

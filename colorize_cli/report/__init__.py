@@ -1,0 +1,1 @@
+"""The review sheet: measures, thumbnails and the HTML template."""

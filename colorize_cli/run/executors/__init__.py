@@ -1,0 +1,1 @@
+"""Executors: the local engine (threads, batches) and Ray (actors), behind one interface."""

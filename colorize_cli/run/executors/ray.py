@@ -1,0 +1,482 @@
+"""`colorize-dir --engine ray`: the same per-file work as the local engine, on a Ray cluster.
+
+    driver (this process)                         workers (Ray actors, one model each)
+    plan -> bounded queue of files  --file-->     Engine.process_file: read, network, merge,
+    manifest <- one record per file <--record--   write, metadata; a receipt per file
+
+Plain actors and `ray.wait`, not Ray Data's `map_batches`: the driver must know which file a dead
+worker was holding, so that retries stay bounded and a file that kills its worker every time
+ends `failed` instead of being retried forever or silently dropped. Each call carries one file,
+so each record comes back (and is appended to the manifest) as soon as its file is finished, and
+a lost call names its file. A worker holds at most `_DEPTH` files; the driver pulls from the plan
+only when a worker has room (backpressure), so memory does not grow with the size of the run.
+
+Crash handling: when a worker dies, the files it held come back to the queue. Files that were
+lost together are retried one at a time ("solo": a worker holding a solo file gets nothing
+else), so the next crash names its culprit; a solo file whose worker dies more than
+`max_retries` times ends failed with CRASH_REASON.
+
+The driver is the only manifest writer. Workers also append each record to a receipt file beside
+the manifest (`.<manifest>.receipts/<run_id>/`), removed when the driver has them all; if the
+driver dies first, the next run adopts the receipts' done records before planning, so outputs
+finished after the driver's death (atomic renames: whole or absent) are not redone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from colorize_cli.discover.find import Job, check_out_root
+from colorize_cli.failures import Kind
+from colorize_cli.manifest import FileRecord, ManifestWriter, ResumeIndex, RunLock, new_run_id, read_manifest, settings_key
+from colorize_cli.models.paths import DEFAULT_WEIGHTS
+from colorize_cli.run.plan import ModelRef, Plan, plan_run
+from colorize_cli.settings import RaySettings, RunSettings
+
+CRASH_REASON = "worker crashed while processing this file"
+_DEPTH = 2  # files queued on one worker: the next file is there when the current one ends
+_MAX_FAILED_STARTS = 3  # a restarted worker whose ready() fails this often in a row is given up
+# Test hook: with this variable in the driver's environment, workers os._exit() on the input whose
+# absolute path equals its value, standing in for a file that crashes its worker (a decoder
+# segfault). A full path never matches by accident, and nothing sets this variable but the tests.
+CRASH_HOOK = "COLORIZE_TEST_CRASH_ON_INPUT"
+INSTALL_HINT = 'the ray engine needs the "ray" extra: pip install "colorize-cli[ray]"'
+
+
+class RayEngineError(RuntimeError):
+    """The cluster could not be used (not installed, not reachable, no worker could start), or
+    was lost mid-run; then `result` holds what was done (all of it recorded in the manifest)."""
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def import_ray() -> Any:
+    """Ray, or a RayEngineError saying how to get it (never a bare ImportError)."""
+    try:
+        import ray  # noqa: PLC0415
+    except ImportError as e:
+        raise RayEngineError(f"{INSTALL_HINT} ({e})") from None
+    return ray
+
+
+def parse_workers(text: str) -> tuple[int, int]:
+    """'N' or 'N-M' (least-most, for autoscaling clusters) -> (least, most)."""
+    least, _, most = text.partition("-")
+    try:
+        lo, hi = int(least), int(most or least)
+    except ValueError:
+        raise ValueError(f"--workers must be N or N-M, not {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise ValueError(f"--workers {text}: need 1 <= N <= M")
+    return lo, hi
+
+
+# --------------------------------------------------------------------------- receipts
+
+
+def receipts_root(manifest: Path) -> Path:
+    return manifest.with_name(f".{manifest.name}.receipts")
+
+
+def adopt_receipts(manifest: Path) -> int:
+    """Append to the manifest the done records of earlier runs whose driver died before it got
+    them (from their workers' receipts); returns how many. A record already in the manifest, or
+    superseded there by a later run, is left out. Failed records are not adopted: redoing a
+    failure costs little, and an orphan worker's failure may have been caused by this run."""
+    root = receipts_root(manifest)
+    if not root.is_dir():
+        return 0
+    index = ResumeIndex.load(manifest)
+    adopted = 0
+    with ManifestWriter(manifest) as writer:
+        for run_dir in sorted(root.iterdir()):
+            # Claimed by a rename first: a worker of that run still alive cannot open new receipts here.
+            claimed = run_dir if run_dir.name.endswith(".adopting") else run_dir.with_name(run_dir.name + ".adopting")
+            try:
+                os.replace(run_dir, claimed)
+            except OSError:
+                continue
+            for receipt in sorted(claimed.glob("*.jsonl")):
+                for raw in read_manifest(receipt):
+                    try:
+                        rec = FileRecord.from_dict(raw)
+                    except (TypeError, ValueError):
+                        continue
+                    latest = index.get(rec.input)
+                    if rec.status != "done" or (latest is not None and (latest.run_id or "") >= (rec.run_id or "")):
+                        continue
+                    writer.write(rec)
+                    index.add(rec)
+                    adopted += 1
+            shutil.rmtree(claimed, ignore_errors=True)
+    _remove_if_empty(root)
+    return adopted
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+class ColorizeWorker:
+    """One Ray actor: loads the model once, from the weights path, and colorizes files one at a
+    time with the local engine's own per-file function. Created with everything it needs, so a
+    restarted actor is the same worker."""
+
+    def __init__(self, settings: RunSettings, manifest: str, run_id: str, threads: int, crash_on: str | None = None) -> None:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does, before torch loads
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(threads)
+        from colorize_cli.inference.colorizer import load_model  # noqa: PLC0415
+        from colorize_cli.inference.devices import DeviceError  # noqa: PLC0415
+        from colorize_cli.run.executors.local import Engine, default_engine_settings  # noqa: PLC0415
+        from colorize_cli.models.weights import WeightsError  # noqa: PLC0415
+
+        try:
+            model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
+        except (WeightsError, DeviceError) as e:  # told to the driver, which stops with the local engine's words
+            self.info = {"error": str(e)}
+            return
+        ref = ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), model.info.name, model.info.sha256)
+        self.plan = Plan(settings, ref, Path(manifest), settings_key(settings.output_affecting(), ref.sha256))
+        thumbs = None
+        if settings.report:
+            from colorize_cli.report.thumbnails import ThumbnailWriter  # noqa: PLC0415
+
+            thumbs = ThumbnailWriter(settings.out_root)
+        es = default_engine_settings(settings.runtime.batch_size, model.device)
+        self.engine = Engine(model.predictor, model.info.name, es, thumbnails=thumbs)
+        self.render = settings.color.render_size or model.render_size
+        self.run_id = run_id
+        self.crash_on = crash_on
+        self.receipt = receipts_root(Path(manifest)) / run_id / f"{socket.gethostname()}-{os.getpid()}.jsonl"
+        self.info = {"model": ref.name, "sha256": ref.sha256, "render": self.render, "device": str(model.device),
+                     "host": socket.gethostname(), "pid": os.getpid(), "threads": torch.get_num_threads()}
+
+    def ready(self) -> dict:
+        return self.info
+
+    def process(self, job: Job, why: str) -> FileRecord:
+        if self.crash_on is not None and self.crash_on == str(job.input):
+            os._exit(3)
+        rec = self.engine.process_file(job, why, self.plan, self.run_id, self.render)
+        self._write_receipt(rec)
+        return rec
+
+    def _write_receipt(self, rec: FileRecord) -> None:
+        """Best effort: a lost receipt only means the file is redone if the driver dies too."""
+        try:
+            self.receipt.parent.mkdir(parents=True, exist_ok=True)
+            with ManifestWriter(self.receipt) as w:
+                w.write(rec)
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class _Task:
+    job: Job
+    why: str
+    crashes: int = 0
+    solo: bool = False  # lost with other files: retried alone so a crash names its file
+
+
+@dataclass
+class _Slot:
+    handle: Any
+    ready_ref: Any | None  # pending ready() call; None once ready
+    held: list[tuple[Any, _Task]]  # (object ref, task) in submission order
+    started: bool = False  # its model has loaded at least once
+    failed_starts: int = 0  # restarts in a row that did not come back
+    ask_at: float | None = None  # when to ask a restarting worker again whether it is ready
+
+    @property
+    def ready(self) -> bool:
+        return self.started and self.ready_ref is None and self.ask_at is None
+
+
+def connect(ray: Any, rs: RaySettings) -> None:
+    """Join the cluster at rs.address, or start a local one: no dashboard, no usage stats."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if rs.address:
+            ray.init(address=rs.address, **kwargs)
+        else:  # "local": a new cluster, never one that another `ray start` left running
+            ray.init(address="local", include_dashboard=False, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        where = f"the Ray cluster at {rs.address}" if rs.address else "a local Ray cluster"
+        hint = " (is `ray start --head` running?)" if rs.address else ""
+        raise RayEngineError(f"cannot connect to {where}{hint}: {str(e).strip().splitlines()[0]}") from None
+
+
+def worker_count(ray: Any, rs: RaySettings) -> tuple[int, int]:
+    if rs.workers:
+        return rs.workers
+    res = ray.cluster_resources()
+    fits = res.get("GPU", 0) / rs.gpus_per_worker if rs.gpus_per_worker else res.get("CPU", 1) / rs.cpus_per_worker
+    n = max(1, int(fits + 1e-9))
+    return n, n
+
+
+class RayDriver:
+    """Runs a colorize-dir over a cluster of ColorizeWorker actors; see the module docstring."""
+
+    def __init__(self, ray: Any, settings: RunSettings) -> None:
+        self.ray = ray
+        self.settings = settings
+        self.rs = settings.ray
+        self.slots: list[_Slot] = []
+        self.queue: deque[_Task] = deque()  # retries, sent before new files
+        self.lost: str | None = None  # why the run stopped early, when every worker is gone
+
+    # -- workers -----------------------------------------------------------------------------------
+    def start_workers(self, manifest: Path, run_id: str) -> dict:
+        """Start the workers; wait for the least number of them; return the first one's model info."""
+        least, most = worker_count(self.ray, self.rs)
+        actor = self.ray.remote(ColorizeWorker).options(
+            num_cpus=self.rs.cpus_per_worker, num_gpus=self.rs.gpus_per_worker,
+            max_restarts=-1, max_task_retries=0,  # restarts are free; file retries are counted here
+        )
+        threads = max(1, round(self.rs.cpus_per_worker))
+        for _ in range(most):
+            handle = actor.remote(self.settings, str(manifest), run_id, threads, os.environ.get(CRASH_HOOK))
+            self.slots.append(_Slot(handle, handle.ready.remote(), []))
+        info: dict | None = None
+        waited = time.monotonic()
+        while sum(s.ready for s in self.slots) < least:
+            got = self._poll_ready(timeout=5.0)
+            info = info or got
+            if not self.slots:
+                raise RayEngineError("no worker could start")
+            if time.monotonic() - waited > 60:
+                logging.getLogger(__name__).warning("waiting for the cluster to fit %d worker(s)", least)
+                waited = time.monotonic()
+        if info is None:
+            info = self.ray.get(self.slots[0].handle.ready.remote())
+        return info
+
+    def _poll_ready(self, timeout: float) -> dict | None:
+        """Mark workers whose model has loaded; a worker that cannot load it is an error."""
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.ask_at is not None and now >= slot.ask_at:
+                slot.ready_ref, slot.ask_at = slot.handle.ready.remote(), None
+        pending = [s.ready_ref for s in self.slots if s.ready_ref is not None]
+        if not pending:
+            time.sleep(min(timeout, 0.1))
+            return None
+        done, _ = self.ray.wait(pending, num_returns=len(pending), timeout=timeout)
+        info = None
+        for slot in [s for s in self.slots if s.ready_ref in done]:
+            try:
+                info = self.ray.get(slot.ready_ref)
+            except self.ray.exceptions.ActorUnavailableError:  # still restarting: ask again soon
+                slot.ready_ref, slot.ask_at = None, time.monotonic() + 0.5
+                continue
+            except self.ray.exceptions.RayActorError as e:
+                if not slot.started:  # the model does not load there: nothing will work
+                    raise RayEngineError(f"a worker could not start: {_cause(e)}") from None
+                slot.failed_starts += 1
+                if slot.failed_starts > _MAX_FAILED_STARTS:
+                    self.slots.remove(slot)
+                    self.ray.kill(slot.handle)
+                    if not self.slots:
+                        raise RayEngineError(f"every worker is gone: {_cause(e)}") from None
+                else:
+                    slot.ready_ref, slot.ask_at = None, time.monotonic() + 0.5
+                continue
+            if "error" in info:
+                raise RayEngineError(info["error"])
+            slot.ready_ref, slot.started, slot.failed_starts = None, True, 0
+        return info
+
+    def close(self) -> None:
+        for slot in self.slots:
+            try:
+                self.ray.kill(slot.handle)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self, todo: Iterator[tuple[Job, str]], emit: Callable[[FileRecord], None], stop: Any, run_id: str, plan: Plan) -> int:
+        """Send every file, emit one record per file; returns how many were never started."""
+        todo = iter(todo)
+        exhausted = False
+        while True:
+            if not stop:
+                exhausted = self._fill(todo, exhausted)
+            refs = {ref: slot for slot in self.slots for ref, _ in slot.held}
+            if not refs:
+                if stop or (exhausted and not self.queue):
+                    break
+                self._check_workers(stop, timeout=0.5)  # nothing can be sent until a worker is ready
+                continue
+            done, _ = self.ray.wait(list(refs), num_returns=1, timeout=0.5)
+            for ref in done:
+                slot = refs[ref]
+                if all(r is not ref for r, _ in slot.held):
+                    continue  # dropped with the rest of a dead worker's files
+                task = next(t for r, t in slot.held if r is ref)
+                try:
+                    rec = self.ray.get(ref)
+                except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorUnavailableError):
+                    self._worker_died(slot, emit, run_id, plan)
+                    continue
+                except self.ray.exceptions.RayTaskError as e:  # a bug, not a crash: this file fails alone
+                    rec = _failed(task, plan, run_id, _cause(e))
+                slot.held = [(r, t) for r, t in slot.held if r is not ref]
+                emit(rec)
+            self._check_workers(stop, timeout=0)
+        return len(self.queue) + (0 if exhausted else sum(1 for _ in todo))
+
+    def _check_workers(self, stop: Any, timeout: float) -> None:
+        try:
+            self._poll_ready(timeout)
+        except RayEngineError as e:
+            self.lost = str(e)
+            stop.set("cluster lost")
+
+    def _fill(self, todo: Iterator[tuple[Job, str]], exhausted: bool) -> bool:
+        """Give ready workers files up to _DEPTH each; a solo file goes only to an idle worker."""
+        for slot in self.slots:
+            if not slot.ready:
+                continue
+            while len(slot.held) < _DEPTH and not any(t.solo for _, t in slot.held):
+                if self.queue and self.queue[0].solo:
+                    if slot.held:
+                        break
+                    task = self.queue.popleft()
+                elif self.queue:
+                    task = self.queue.popleft()
+                elif not exhausted:
+                    nxt = next(todo, None)
+                    if nxt is None:
+                        exhausted = True
+                        break
+                    task = _Task(*nxt)
+                else:
+                    break
+                slot.held.append((slot.handle.process.remote(task.job, task.why), task))
+        return exhausted
+
+    def _worker_died(self, slot: _Slot, emit: Callable[[FileRecord], None], run_id: str, plan: Plan) -> None:
+        """Every file the dead worker held comes back: alone on it, the file is blamed; lost with
+        others, each is retried alone. The worker restarts (Ray) and is used once it is ready."""
+        lost = [t for _, t in slot.held]
+        slot.held = []
+        slot.ready_ref = slot.handle.ready.remote()
+        if len(lost) == 1:
+            task = lost[0]
+            task.crashes += 1
+            task.solo = True
+            if task.crashes > self.rs.max_retries:
+                emit(_failed(task, plan, run_id, CRASH_REASON))
+                return
+        for task in reversed(lost):
+            task.solo = True
+            self.queue.appendleft(task)
+
+
+def _failed(task: _Task, plan: Plan, run_id: str, reason: str) -> FileRecord:
+    """The driver's record for a file whose worker gave no record of its own."""
+    try:
+        st = os.stat(task.job.input)
+        size, mtime = st.st_size, st.st_mtime
+    except OSError:
+        size = mtime = None
+    return FileRecord(input=task.job.rel.as_posix(), status="failed", reason=reason, kind=Kind.INTERNAL.value,
+                      input_size=size, input_mtime=mtime, run_id=run_id, settings_key=plan.settings_key)
+
+
+def _cause(err: BaseException) -> str:
+    """One line for a worker's error: the underlying exception when Ray wraps one."""
+    cause = getattr(err, "cause", None)
+    if cause is None:  # Ray's own error: its message ends with the line that says what happened
+        text = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        return text[-1] if text else type(err).__name__
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else 'no details'}"
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def run_ray(settings: RunSettings, on_file: Callable[[FileRecord], None] = lambda rec: None, argv: Sequence[str] = (),
+            stop: Any = None, on_plan: Callable[[Plan], None] = lambda plan: None) -> Any:
+    """What `api.run` does, on a Ray cluster: same lock, plan, resume rules, manifest and result.
+    Raises RayEngineError when the cluster cannot be used."""
+    from colorize_cli.run.executors.local import Engine, RunResult, remove_stale_temps, run_phase, write_run_start  # noqa: PLC0415
+    from colorize_cli.run.interrupts import StopFlag  # noqa: PLC0415
+    from colorize_cli.manifest import live_owners, manifest_path  # noqa: PLC0415
+
+    ray = import_ray()
+    check_out_root(settings.input_root, settings.out_root, settings.exclude)
+    settings.out_root.mkdir(parents=True, exist_ok=True)
+    stop = StopFlag() if stop is None else stop  # a StopFlag is falsy until set
+    # Ray prints cluster events ("a worker died ...") on stdout, which belongs to --json.
+    with RunLock(settings.out_root, settings.shard, argv=list(argv)), contextlib.redirect_stdout(sys.stderr):
+        manifest = manifest_path(settings.out_root, settings.shard, settings.manifest)
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        connect(ray, settings.ray)
+        run_id = new_run_id()
+        driver = RayDriver(ray, settings)
+        try:
+            info = driver.start_workers(manifest, run_id)
+            adopt_receipts(manifest)
+            plan = plan_run(settings, ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), info["model"], info["sha256"]))
+            on_plan(plan)
+            result = RunResult()
+            result.counts["skipped"] = len(plan.skip) + len(plan.not_images)
+            t0 = time.perf_counter()
+            result.stale_temps = remove_stale_temps((job.output for job, _ in itertools.chain(plan.todo, plan.skip)),
+                                                    keep_owners=live_owners(settings.out_root))
+            with ManifestWriter(plan.manifest) as writer:
+                write_run_start(writer, plan, run_id, info["render"], list(argv))
+
+                def emit(rec: FileRecord) -> None:
+                    try:
+                        writer.write(rec)
+                    except OSError as err:
+                        Engine._manifest_failed(result, err, stop)
+                    Engine._tally(result, rec, stop)
+                    on_file(rec)
+
+                # The local engine's signal rules; after a second signal, receipts keep what workers finish.
+                run_phase(lambda: driver.run(iter(plan.todo), emit, stop, run_id, plan), result, stop, writer, run_id, t0)
+        finally:
+            driver.close()
+            ray.shutdown()
+        if result.left >= 0 and not result.manifest_error:  # every record sent has been written
+            shutil.rmtree(receipts_root(manifest) / run_id, ignore_errors=True)
+            _remove_if_empty(receipts_root(manifest))
+        if settings.report:
+            from colorize_cli.report.sheet import write_report  # noqa: PLC0415
+
+            write_report(settings.out_root, plan.manifest, input_root=settings.input_root)
+        if driver.lost:
+            raise RayEngineError(f"stopped: {driver.lost}", result)
+        return result
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass

@@ -1,0 +1,56 @@
+"""Plan a run before any pixel is decoded: what is there, what is done, what to do and why.
+
+Torch-free on purpose: `--dry-run` answers in the time it takes to walk the tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from colorize_cli.discover.find import DiscoverOptions, Job, Skipped, discover
+from colorize_cli.manifest import ResumeIndex, manifest_path, settings_key
+from colorize_cli.models.paths import recorded_digest
+from colorize_cli.settings import RunSettings
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a run needs to know of its model before loading it."""
+
+    path: Path
+    name: str
+    sha256: str
+
+
+def model_ref(weights: Path) -> ModelRef:
+    """Name and recorded digest of a weights file, from its `.sha256` sidecar (verified at load)."""
+    return ModelRef(path=weights, name=weights.stem, sha256=recorded_digest(weights) or "unknown")
+
+
+@dataclass
+class Plan:
+    settings: RunSettings
+    model: ModelRef
+    manifest: Path
+    settings_key: str
+    todo: list[tuple[Job, str]] = field(default_factory=list)  # (job, why: "new", "input changed", ...)
+    skip: list[tuple[Job, str]] = field(default_factory=list)  # (job, why: "already done", ...)
+    not_images: list[Skipped] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.todo) + len(self.skip)
+
+
+def plan_run(settings: RunSettings, model: ModelRef) -> Plan:
+    """Discover the inputs and decide, from the manifest, which ones this run must do."""
+    jobs, skipped = discover(settings.input_root, settings.out_root, DiscoverOptions.from_settings(settings))
+    path = manifest_path(settings.out_root, settings.shard, settings.manifest)
+    key = settings_key(settings.output_affecting(), model.sha256)
+    index = ResumeIndex().load(path) if path.is_file() else ResumeIndex()
+    plan = Plan(settings=settings, model=model, manifest=path, settings_key=key, not_images=list(skipped))
+    for job in jobs:
+        action, why = index.decide(job.rel, job.input, key, job.output, overwrite=settings.overwrite, retry_failed=settings.retry_failed)
+        (plan.todo if action == "do" else plan.skip).append((job, why))
+    return plan
