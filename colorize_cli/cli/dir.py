@@ -1,0 +1,180 @@
+"""`colorize-dir` (also `colorize dir`): every option parsed and checked here, before torch loads; cli.terminal then runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from colorize_cli.cli.common import VERSION, quiet_openmp
+
+# colorize-dir --help groups its options by what a user is deciding.
+_READ = "What to read"
+_COLOUR = "How to colour"
+_WRITE = "What to write"
+_RUNS = "Resume and runs"
+_SPEED = "Performance"
+
+
+def colorize_dir(
+    input_root: Path = typer.Argument(..., help="Folder of scans (walked recursively).", show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder; the input's tree is mirrored here.", rich_help_panel=_WRITE),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu).", rich_help_panel=_SPEED),
+    weights: Optional[Path] = typer.Option(None, help="Weights file (default: the shipped model).", rich_help_panel=_COLOUR),
+    render_size: int = typer.Option(0, help="Long side the network sees, px (0: the model's default).", rich_help_panel=_COLOUR),
+    tile_size: int = typer.Option(512, help="Working images larger than this are tiled, px.", rich_help_panel=_COLOUR),
+    tile_overlap: int = typer.Option(64, help="Overlap between tiles, px.", rich_help_panel=_COLOUR),
+    batch_size: int = typer.Option(8, help="Tiles/images per network call.", rich_help_panel=_SPEED),
+    fp32: bool = typer.Option(False, "--fp32", help="No half-precision autocast on CUDA.", rich_help_panel=_SPEED),
+    saturation: float = typer.Option(1.0, help="Scale of the predicted chroma.", rich_help_panel=_COLOUR),
+    upsample: str = typer.Option("guided", help="Chroma upsampling: guided (edge-aware) | bilinear.", rich_help_panel=_COLOUR),
+    tta: bool = typer.Option(False, "--tta", help="Also colour the mirror image and average the two (twice the network time).", rich_help_panel=_COLOUR),
+    fmt: Optional[str] = typer.Option(None, "--format", help="jpeg | png | tiff | webp | jp2 (default: same as input, or TIFF).", rich_help_panel=_WRITE),
+    quality: int = typer.Option(92, help="JPEG/WebP quality.", rich_help_panel=_WRITE),
+    suffix: str = typer.Option("", help="Appended to each output file's name (before the extension).", rich_help_panel=_WRITE),
+    bit_depth: str = typer.Option("same", help="8 | 16 | same (16-bit needs PNG, TIFF or JPEG 2000 output).", rich_help_panel=_WRITE),
+    tiff_compression: str = typer.Option("lzw", help="TIFF output, lossless: lzw | deflate (zlib's fastest level) | none.", rich_help_panel=_WRITE),
+    keep_times: bool = typer.Option(False, "--keep-times", help="Copy each input's modification time to its output.", rich_help_panel=_WRITE),
+    include: list[str] = typer.Option([], help="Only files matching this glob (repeatable).", rich_help_panel=_READ),
+    exclude: list[str] = typer.Option([], help="Skip files/folders matching this glob (repeatable).", rich_help_panel=_READ),
+    follow_symlinks: bool = typer.Option(True, help="Follow symlinks (never in loops).", rich_help_panel=_READ),
+    allow_outside_root: bool = typer.Option(False, help="Follow symlinks that lead outside the input folder.", rich_help_panel=_READ),
+    manifest: Optional[Path] = typer.Option(None, help="Manifest path (default: <out>/manifest.jsonl).", rich_help_panel=_RUNS),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo every file, even those already done.", rich_help_panel=_RUNS),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Process only files that failed before.", rich_help_panel=_RUNS),
+    shard: Optional[str] = typer.Option(None, help="K/N: process only shard K of N (stable hash of the path).", rich_help_panel=_RUNS),
+    max_pixels: int = typer.Option(250_000_000, help="Refuse images with more pixels than this.", rich_help_panel=_READ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done and why; load no model.", rich_help_panel=_RUNS),
+    report: bool = typer.Option(False, "--report", help="Also write <out>/report.html, a review sheet.", rich_help_panel=_WRITE),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output.", rich_help_panel=_RUNS),
+    json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout.", rich_help_panel=_RUNS),
+    version: bool = VERSION,
+    engine: str = typer.Option("local", help="local (this machine) | ray (a Ray cluster; pip install \"colorize-cli[ray]\").", rich_help_panel=_SPEED),
+    ray_address: Optional[str] = typer.Option(None, help="--engine ray: 'auto' or host:port joins a running cluster (default: start a local one).", rich_help_panel=_SPEED),
+    workers: Optional[str] = typer.Option(None, help="--engine ray: N workers, or N-M to grow with an autoscaling cluster (default: as many as fit).", rich_help_panel=_SPEED),
+    cpus_per_worker: float = typer.Option(1.0, help="--engine ray: CPUs each worker reserves (also its torch threads).", rich_help_panel=_SPEED),
+    gpus_per_worker: float = typer.Option(0.0, help="--engine ray: GPUs each worker reserves; fractions share a GPU (0.25: four per GPU).", rich_help_panel=_SPEED),
+    max_retries: int = typer.Option(2, help="--engine ray: retries of a file whose worker died while processing it.", rich_help_panel=_SPEED),
+) -> None:
+    """Colorize every scan under INPUT_ROOT into --out, mirroring the folder tree.
+
+    Exit codes: 0 all done, 1 some files failed, 2 usage error, 130 interrupted."""
+    import sys  # noqa: PLC0415
+
+    from colorize_cli.errors import UsageError  # noqa: PLC0415
+    from colorize_cli.discover.shards import parse_shard  # noqa: PLC0415
+    from colorize_cli.settings import ColorSettings, OutputSettings, RunSettings, RuntimeSettings  # noqa: PLC0415
+
+    def usage(msg: str) -> None:
+        typer.echo(f"colorize-dir: error: {msg}", err=True)
+        raise typer.Exit(2)
+
+    if upsample not in ("guided", "bilinear"):
+        usage(f"--upsample must be guided or bilinear, not {upsample!r}")
+    if bit_depth not in ("8", "16", "same"):
+        usage(f"--bit-depth must be 8, 16 or same, not {bit_depth!r}")
+    if tiff_compression not in ("lzw", "deflate", "none"):
+        usage(f"--tiff-compression must be lzw, deflate or none, not {tiff_compression!r}")
+    from colorize_cli.discover.formats import OUT_FORMATS, SIXTEEN_BIT  # noqa: PLC0415
+
+    if bit_depth == "16" and fmt and OUT_FORMATS.get(fmt.lower(), "PNG") not in SIXTEEN_BIT:
+        usage(f"--bit-depth 16 needs PNG, TIFF or JPEG 2000 output: {fmt} holds 8 bits a channel")
+    if tile_overlap * 2 >= tile_size:
+        usage(f"--tile-overlap {tile_overlap} must be less than half of --tile-size {tile_size}")
+    ray_settings = _ray_settings(engine, ray_address, workers, cpus_per_worker, gpus_per_worker, max_retries, usage)
+    try:
+        settings = RunSettings(
+            input_root=input_root, out_root=out, weights=weights, include=tuple(include), exclude=tuple(exclude),
+            follow_symlinks=follow_symlinks, allow_outside_root=allow_outside_root,
+            color=ColorSettings(render_size=render_size, tile_size=tile_size, tile_overlap=tile_overlap, saturation=saturation, upsample=upsample,
+                                tta=tta),
+            output=OutputSettings(format=fmt.lower() if fmt else None, quality=quality, suffix=suffix, bit_depth=bit_depth, keep_times=keep_times,
+                                  tiff_compression=tiff_compression),
+            runtime=RuntimeSettings(device=device, batch_size=batch_size, fp32=fp32, max_pixels=max_pixels),
+            manifest=manifest, overwrite=overwrite, retry_failed=retry_failed,
+            shard=parse_shard(shard) if shard else None, dry_run=dry_run, report=report, quiet=quiet,
+            engine=engine, ray=ray_settings,
+        )
+        if dry_run:
+            _dry_run(settings, json_out)
+            return
+        quiet_openmp()
+        from colorize_cli.run.interrupts import StopFlag, handle_signals  # noqa: PLC0415
+
+        with handle_signals(StopFlag()) as stop:  # SIGTERM too, from here on, while torch loads
+            from colorize_cli.cli.terminal import run_dir  # noqa: PLC0415
+
+            code = run_dir(settings, json_out=json_out, argv=sys.argv, stop=stop)
+    except UsageError as e:
+        usage(str(e))
+    except KeyboardInterrupt as e:  # a signal that must stop at once (interrupts.py)
+        name, phase = getattr(e, "signal", "SIGINT"), getattr(e, "phase", "starting")
+        if phase == "finished":
+            what = "after every file was finished (their records are in the manifest)"
+        elif phase == "running":
+            what = "while files were in flight; files without a record are redone next run"
+        else:
+            what = "before any file was started; rerun the same command to begin"
+        typer.echo(f"colorize-dir: interrupted ({name}) {what}", err=True)
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
+def _ray_settings(engine: str, address: Optional[str], workers: Optional[str], cpus: float, gpus: float, retries: int, usage) -> object:
+    """The --engine ray options, checked; each is refused with the local engine, where it would do nothing."""
+    from colorize_cli.run.executors.ray import parse_workers  # noqa: PLC0415
+    from colorize_cli.settings import RaySettings  # noqa: PLC0415
+
+    if engine not in ("local", "ray"):
+        usage(f"--engine must be local or ray, not {engine!r}")
+    given = [name for name, value, default in (("--ray-address", address, None), ("--workers", workers, None),
+                                                ("--cpus-per-worker", cpus, 1.0), ("--gpus-per-worker", gpus, 0.0),
+                                                ("--max-retries", retries, 2)) if value != default]
+    if engine == "local" and given:
+        usage(f"{', '.join(given)} only apply with --engine ray")
+    if cpus <= 0 or gpus < 0 or retries < 0:
+        usage("--cpus-per-worker must be above 0, --gpus-per-worker and --max-retries 0 or more")
+    try:
+        span = parse_workers(workers) if workers else None
+    except ValueError as e:
+        usage(str(e))
+    return RaySettings(address=address, workers=span, cpus_per_worker=cpus, gpus_per_worker=gpus, max_retries=retries)
+
+
+def _dry_run(settings: object, json_out: bool) -> None:
+    """What a run would do and why, without importing torch or loading weights."""
+    import json  # noqa: PLC0415
+
+    from colorize_cli.models.paths import DEFAULT_WEIGHTS  # noqa: PLC0415
+    from colorize_cli.run.plan import model_ref, plan_run  # noqa: PLC0415
+
+    plan = plan_run(settings, model_ref(settings.weights or DEFAULT_WEIGHTS))  # type: ignore[attr-defined]
+    rows = [("do", j.rel.as_posix(), why) for j, why in plan.todo] + [("skip", j.rel.as_posix(), why) for j, why in plan.skip]
+    rows += [("skip", s.rel.as_posix(), s.reason) for s in plan.not_images]
+    if json_out:
+        typer.echo(json.dumps({"todo": len(plan.todo), "skip": len(plan.skip) + len(plan.not_images),
+                               "files": [{"action": a, "input": r, "why": w} for a, r, w in rows]}, indent=1))
+        return
+    for action, rel, why in sorted(rows, key=lambda r: r[1]):
+        typer.echo(f"{action:4}  {rel}  ({why})")
+    typer.echo(f"{len(plan.todo)} to do, {len(plan.skip) + len(plan.not_images)} to skip; manifest {plan.manifest}")
+
+
+def exit_130_on_signals() -> None:
+    """From the first moment of the process: SIGINT or SIGTERM exit 130 with a message (click
+    would turn SIGINT into "Aborted!", exit 1; SIGTERM would kill silently, 143). A run replaces
+    this with its own phase-aware handler (interrupts.py) as soon as its options are parsed."""
+    import signal  # noqa: PLC0415
+
+    def stop(signum: int, _frame: object) -> None:
+        typer.echo(f"colorize-dir: interrupted ({signal.Signals(signum).name}) before any file was started", err=True)
+        raise SystemExit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+
+
+def dir_main() -> None:
+    exit_130_on_signals()
+    typer.run(colorize_dir)
