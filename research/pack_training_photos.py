@@ -6,8 +6,8 @@ ignored folder (default `gpu-pack/photos`) until a byte budget is reached, takin
 seeded random order. The photos `colorize train` holds out (same split: seed, count) are never
 packed, so the GPU run's checkpoint can be calibrated and checked on them here like any other.
 
-    python tools/pack_training_photos.py ../shared/data/train --mib 32
-    python tools/pack_training_photos.py ../shared/data/train --mib 44 --format webp --quality 75
+    python research/pack_training_photos.py ../shared/data/train --mib 32
+    python research/pack_training_photos.py ../shared/data/train --mib 44 --format webp --quality 75
 """
 
 from __future__ import annotations

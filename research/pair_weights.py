@@ -3,7 +3,7 @@ weights file, whose predictions are the two networks' averaged (see `ChromaNetPa
 
 The pair's decoding starts as the regression alone; calibrate the result like any network:
 
-    python tools/pair_weights.py weights/chromanet-v1.safetensors \
+    python research/pair_weights.py weights/chromanet-v1.safetensors \
         weights/candidates/chromanet-lite2-s12.safetensors --out runs/pair.safetensors
     colorize calibrate runs/pair.safetensors runs/choose.txt --min-ratio 0.70 --min-vivid-ratio 0.68 --out ...
 """

@@ -13,7 +13,7 @@ PSNR with colourfulness ratio >= --min-ratio, colourful photos' >= --min-vivid-r
 constant gains and the per-photo ones separately; both choices are then scored on CHECK, paired
 photo by photo.
 
-    python tools/photo_gain.py runs/lite2q-rule.safetensors runs/choose.txt runs/check.txt
+    python research/photo_gain.py runs/lite2q-rule.safetensors runs/choose.txt runs/check.txt
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colorize_cli.grayscale import luminance8
-from colorize_cli.inference import Predictor, predict_working_ab, working_lightness, working_shape
-from colorize_cli.merge import colorize_full_res
+from colorize_cli.io.read.grayscale import luminance8
+from colorize_cli.inference.predict import Predictor, predict_working_ab, working_lightness, working_shape
+from colorize_cli.merge.full_res import colorize_full_res
 from colorize_cli.models.weights import load_model
 from colorize_cli.settings import ColorSettings
 from colorize_cli.training.calibrate import VIVID_AT, meets_floors, vivid_ratio

@@ -5,11 +5,11 @@ across sessions only because the photos are the same):
 
 - holdout.txt: the photos `colorize train` holds out by default (300, seed 0), so none of them
   trained the network scored;
-- choose.txt / check.txt: holdout.txt halved by `tools/split_holdout.py`'s seeded draw;
+- choose.txt / check.txt: holdout.txt halved by `research/split_holdout.py`'s seeded draw;
 - train150.txt: the other training photos shuffled with `random.Random(6)`, the first 150;
 - old24.txt: the 16 old prints of the black-and-white folder and its first 8 Livonian coast photos.
 
-    python tools/rule_lists.py ../shared/data
+    python research/rule_lists.py ../shared/data
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from colorize_cli.training.data import list_photos, write_photo_list
 from colorize_cli.training.loop import TrainConfig, split_photos
-from split_holdout import choose_and_check  # tools/ is on the path when this runs as a script
+from split_holdout import choose_and_check  # research/ is on the path when this runs as a script
 
 
 def _write(path: Path, photos: list) -> None:

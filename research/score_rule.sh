@@ -2,8 +2,8 @@
 # Score a trained network by the model card's standing rule, from the repository root:
 # choose its decoding on runs/choose.txt, then one `colorize eval` per row beside v1
 # (held-out photos at 256 and 128, photos it trained on at 256). The lists come from
-# `python tools/rule_lists.py ../shared/data`; logs and the decoded weights go to runs/NAME-*.
-#   bash tools/score_rule.sh runs/lite2o/chromanet-lite2.safetensors lite2o
+# `python research/rule_lists.py ../shared/data`; logs and the decoded weights go to runs/NAME-*.
+#   bash research/score_rule.sh runs/lite2o/chromanet-lite2.safetensors lite2o
 set -euo pipefail
 W=$1
 N=$2

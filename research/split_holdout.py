@@ -5,7 +5,7 @@ decodings on, one to check the choice on.
 different sources (objects, people and scenes against places); a seeded shuffle mixes every
 source into both halves.
 
-    python tools/split_holdout.py runs/v2c/holdout.txt runs/choose.txt runs/check.txt
+    python research/split_holdout.py runs/v2c/holdout.txt runs/choose.txt runs/check.txt
 """
 
 from __future__ import annotations

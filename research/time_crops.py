@@ -4,7 +4,7 @@ photos, in one run (ratios, since machines here are shared).
 
 A lent GPU waits on this: it takes as many crops a second as the workers cut.
 
-    python tools/time_crops.py ../shared/data/train --workers 2 --crop 176 --batch 64
+    python research/time_crops.py ../shared/data/train --workers 2 --crop 176 --batch 64
 """
 
 from __future__ import annotations

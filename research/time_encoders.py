@@ -5,18 +5,18 @@ Issue 11 names EfficientNet-Lite2 as a stronger encoder to try "if it pays for i
 prints what that time is on this machine. Forward and backward at the training batch, timed in
 turns in one run (the machines are shared, so only the ratios mean much):
 
-    python tools/time_encoders.py --batch 24 --size 128 --threads 2
+    python research/time_encoders.py --batch 24 --size 128 --threads 2
 
 `--bf16` adds the fine-tuned `chromanet-lite2` step with its forward pass autocast to bfloat16,
 as `colorize train --bf16` runs it, beside the same step in float32:
 
-    python tools/time_encoders.py --batch 24 --size 176 --threads 2 --bf16
+    python research/time_encoders.py --batch 24 --size 176 --threads 2 --bf16
 
 `--feature-loss W` adds the fine-tuned `chromanet-lite2` step with `colorize train
 --feature-loss W`'s term (the fixed ImageNet network's features of the prediction and the photo)
 beside the same step without it:
 
-    python tools/time_encoders.py --batch 24 --size 176 --threads 2 --feature-loss 0.05
+    python research/time_encoders.py --batch 24 --size 176 --threads 2 --feature-loss 0.05
 """
 
 from __future__ import annotations

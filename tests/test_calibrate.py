@@ -4,7 +4,6 @@ written into the weights' buffers and metadata, and what it scored is what a run
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +129,7 @@ def test_colourful_only_keeps_the_photos_at_least_that_colourful(tmp_path: Path,
 def test_eval_and_calibrate_refuse_a_floor_no_photo_reaches(tmp_path: Path, photos: list, random_weights: Path) -> None:
     from typer.testing import CliRunner
 
-    from colorize_cli.cli import app
+    from colorize_cli.cli.app import app
 
     listing = tmp_path / "list.txt"
     listing.write_text("".join(f"{p}\n" for p, _ in photos))
@@ -218,35 +217,11 @@ def test_the_colourful_floor_holds_the_colourful_photos_to_their_own_ratio(tmp_p
     assert vivid["colourfulness_ratio"] == pytest.approx(best.vivid_ratio, abs=0.01)
 
 
-def test_split_holdout_mixes_every_source_into_both_halves(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[1]
-    lines = [f"/data/train/{src}/{k:03d}.jpg" for src in ("aaa", "bbb") for k in range(20)]  # sorted, as train writes
-    holdout = tmp_path / "holdout.txt"
-    holdout.write_text("\n".join(lines) + "\n")
-
-    def run(seed: int) -> tuple[list[str], list[str]]:
-        a, b = tmp_path / f"a{seed}.txt", tmp_path / f"b{seed}.txt"
-        done = subprocess.run([sys.executable, str(root / "tools" / "split_holdout.py"), str(holdout), str(a), str(b), "--seed", str(seed)],
-                              capture_output=True, text=True, check=True)
-        assert done.stdout.startswith("20 photos to choose on")
-        return a.read_text().splitlines(), b.read_text().splitlines()
-
-    first, second = run(1)
-    assert len(first) == len(second) == 20 and sorted(first + second) == lines
-    for half in (first, second):
-        assert {p.split("/")[3] for p in half} == {"aaa", "bbb"}  # not the sorted file's two halves
-        assert 4 <= sum("/aaa/" in p for p in half) <= 16
-    assert run(1) == (first, second) and run(2) != (first, second)  # seeded: reproducible, and the seed matters
-
-
 def test_eval_says_why_a_row_is_not_paired_and_still_scores_it(tmp_path: Path, photos: list, random_weights: Path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
     import colorize_cli.training.metrics as metrics
-    from colorize_cli.cli import app
+    from colorize_cli.cli.app import app
 
     def refuse(a, b, **kw):
         raise ValueError("a per-photo score is not finite (an exact reproduction has infinite PSNR)")
@@ -258,39 +233,3 @@ def test_eval_says_why_a_row_is_not_paired_and_still_scores_it(tmp_path: Path, p
     assert res.exit_code == 0, res.output
     assert "+tta against" in res.output and ": not paired (a per-photo score is not finite" in res.output
     assert res.output.count("│") > 10  # the table is still printed
-
-
-def test_photo_gain_tool_scores_a_constant_gain_as_the_gain_buffer_does(tmp_path: Path, photos: list, monkeypatch) -> None:
-    """tools/photo_gain.py gives each photo its gain as the merge's saturation on the network's
-    a*b* at gain 1; a constant candidate must colour as the calibrated gain buffer does through
-    `colorize_gray`, or its comparison with the calibration means nothing."""
-    import importlib.util
-
-    from colorize_cli.io.read.grayscale import luminance8
-    from colorize_cli.inference.predict import colorize_gray
-    from colorize_cli.training.metrics import score
-
-    spec = importlib.util.spec_from_file_location("photo_gain", Path(__file__).resolve().parents[1] / "tools" / "photo_gain.py")
-    tool = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "photo_gain", tool)  # its dataclass looks its module up there
-    spec.loader.exec_module(tool)
-    assert [tool.ramp(c, 1.0, 1.3, 8.0, 14.0) for c in (2.0, 8.0, 11.0, 14.0, 30.0)] == pytest.approx([1.0, 1.0, 1.15, 1.3, 1.3])
-
-    torch.manual_seed(2)
-    model = build("chromanet").eval()
-    with torch.no_grad():
-        model.mix.fill_(0.5)
-        model.gain.fill_(1.3)
-    weights = tmp_path / "calibrated.safetensors"
-    save_weights(model, "chromanet", weights)
-    listing = tmp_path / "photos.txt"
-    listing.write_text("".join(f"{path}\n" for path, _ in photos))
-
-    measured = tool.Photos(*tool.network(weights), listing)
-    summary, _, per = measured.scores(lambda chroma: 1.3)
-    shipped = from_module(*load_model(weights), device="cpu")
-    direct = [score(colorize_gray(luminance8(t), shipped.predictor, ColorSettings(), shipped.render_size), t) for _, t in photos]
-    assert [s.psnr for s in per] == pytest.approx([s.psnr for s in direct], abs=0.01)
-    assert [s.colourfulness_pred for s in per] == pytest.approx([s.colourfulness_pred for s in direct], abs=0.05)
-    assert all(s.colourfulness_pred > 0.5 for s in per)  # the network coloured them: the test compares colour, not gray
-    assert measured.scores(lambda chroma: 1.0)[0]["colourfulness_pred"] < summary["colourfulness_pred"] / 1.2

@@ -89,86 +89,23 @@ def test_a_model_without_the_interface_is_refused_where_it_enters() -> None:
         build("unet3")
 
 
-def test_average_weights_is_the_tensor_by_tensor_mix_and_refuses_two_architectures(tmp_path) -> None:
-    """tools/average_weights.py: every float tensor (weights, batch-norm statistics) is
-    start + alpha * (tuned - start) for two files and the plain mean for three; the result loads,
-    digest checked; --alpha with three files and two architectures are refused."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from colorize_cli.models.weights import load_model, save_weights
-
-    tool = Path(__file__).resolve().parents[1] / "tools" / "average_weights.py"
-    files = {}
-    for seed, arch in ((0, "chromanet"), (1, "chromanet"), (2, "seed-unet")):
-        torch.manual_seed(seed)
-        model = build(arch).eval()
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):  # statistics unlike a fresh layer's, so averaging them shows
-                m.running_mean.uniform_(-1, 1)
-        files[seed] = tmp_path / f"{arch}-{seed}.safetensors"
-        save_weights(model, arch, files[seed])
-    out = tmp_path / "avg.safetensors"
-    done = subprocess.run([sys.executable, str(tool), str(files[0]), str(files[1]), "--alpha", "0.25", "--out", str(out)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    (start, _), (tuned, _), (avg, info) = (load_model(files[0]), load_model(files[1]), load_model(out))
-    a, b, m = start.state_dict(), tuned.state_dict(), avg.state_dict()
-    for key in ("encoder.features.0.0.weight", "fuse.1.running_mean", "classify.weight"):
-        assert not torch.equal(a[key], b[key])
-        torch.testing.assert_close(m[key], a[key] + 0.25 * (b[key] - a[key]), rtol=2e-3, atol=1e-3)  # saved as fp16
-    assert info.meta["average"]["shares"] == [0.75, 0.25]
-
-    soup = tmp_path / "soup.safetensors"
-    third = tmp_path / "chromanet-3.safetensors"
-    torch.manual_seed(3)
-    save_weights(build("chromanet").eval(), "chromanet", third)
-    done = subprocess.run([sys.executable, str(tool), str(files[0]), str(files[1]), str(third), "--out", str(soup)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    c, (s, soup_info) = load_model(third)[0].state_dict(), load_model(soup)
-    for key in ("encoder.features.0.0.weight", "fuse.1.running_mean", "classify.weight"):
-        torch.testing.assert_close(s.state_dict()[key], (a[key] + b[key] + c[key]) / 3, rtol=2e-3, atol=1e-3)
-    assert soup_info.meta["average"]["members"] == [load_model(f)[1].sha256 for f in (files[0], files[1], third)]
-    alpha3 = subprocess.run([sys.executable, str(tool), str(files[0]), str(files[1]), str(third), "--alpha", "0.3",
-                             "--out", str(tmp_path / "no.safetensors")], capture_output=True, text=True)
-    assert alpha3.returncode != 0 and "--alpha mixes two networks; 3 are averaged uniformly" in alpha3.stderr
-    assert not (tmp_path / "no.safetensors").exists()
-
-    other = tmp_path / "mixed.safetensors"
-    refused = subprocess.run([sys.executable, str(tool), str(files[0]), str(files[2]), "--out", str(other)],
-                             capture_output=True, text=True)
-    assert refused.returncode != 0 and "not one architecture: chromanet and seed-unet" in refused.stderr
-    assert not other.exists()
-
-
-def test_pair_weights_averages_two_networks_heads_and_refuses_training_or_the_wrong_pair(tmp_path) -> None:
-    """tools/pair_weights.py: the pair's regression is the members' mean, its bins the normalised
-    geometric mean of theirs; each member's own decoding plays no part; the tool refuses members
-    in the wrong places and `colorize train` refuses the pair."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from colorize_cli.models.weights import load_model, save_weights
-
-    tool = Path(__file__).resolve().parents[1] / "tools" / "pair_weights.py"
-    files = {}
+def test_the_pair_averages_its_members_heads_and_is_not_trained() -> None:
+    """`chromanet-pair`: its regression is the members' mean, its bins the normalised geometric
+    mean of theirs; each member's own decoding plays no part; `colorize train` refuses the pair,
+    which is assembled from trained networks (the research script `research/pair_weights.py`
+    writes one; its test is in research/tests)."""
+    members = {}
     for seed, arch in ((0, "chromanet"), (1, "chromanet-lite2")):
         torch.manual_seed(seed)
         model = build(arch).eval()
         with torch.no_grad():
             model.mix.fill_(1.0)  # a member's own decoding, which the pair must not use
             model.gain.fill_(1.3)
-        files[arch] = tmp_path / f"{arch}.safetensors"
-        save_weights(model, arch, files[arch], half=False)
-    out = tmp_path / "pair.safetensors"
-    done = subprocess.run([sys.executable, str(tool), str(files["chromanet"]), str(files["chromanet-lite2"]), "--out", str(out)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    (first, _), (second, _), (pair, info) = (load_model(files["chromanet"]), load_model(files["chromanet-lite2"]), load_model(out))
-    assert info.arch == "chromanet-pair" and [m["arch"] for m in info.meta["members"]] == ["chromanet", "chromanet-lite2"]
+        members[arch] = model
+    first, second = members["chromanet"], members["chromanet-lite2"]
+    pair = build("chromanet-pair").eval()
+    pair.first.load_state_dict(first.state_dict())
+    pair.second.load_state_dict(second.state_dict())
     x = torch.linspace(0, 100, 64 * 96).view(1, 1, 64, 96)
     with torch.no_grad():
         (r1, l1), (r2, l2), (r, logp) = first(x), second(x), pair(x)
@@ -182,11 +119,7 @@ def test_pair_weights_averages_two_networks_heads_and_refuses_training_or_the_wr
         pair.temperature.fill_(1.0)
         expected = torch.einsum("nqhw,qc->nchw", torch.softmax(logp, 1), first.bin_centres)
         torch.testing.assert_close(pair.predict_ab(x), expected)
-
-    swapped = tmp_path / "swapped.safetensors"
-    refused = subprocess.run([sys.executable, str(tool), str(files["chromanet-lite2"]), str(files["chromanet"]), "--out", str(swapped)],
-                             capture_output=True, text=True)
-    assert refused.returncode != 0 and "chromanet-lite2 is a 'chromanet-lite2' network; this place takes a 'chromanet' one" in refused.stderr
-    assert not swapped.exists()
-    with pytest.raises(ValueError, match="'chromanet-pair' is not trained as one network: tools/pair_weights.py assembles it"):
+    with pytest.raises(ValueError, match="'chromanet-pair' is not trained as one network"):
         TrainConfig(data=(), out="", arch="chromanet-pair")
+
+
