@@ -12,17 +12,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from colorize_cli.inference.colorizer import Colorizer, from_module, load_model
-from colorize_cli.discover.find import check_out_root
-from colorize_cli.run.executors.local import Engine, RunResult, StopFlag, default_engine_settings
+from colorize_cli.run.executors.local import LocalExecutor, default_engine_settings
+from colorize_cli.run.interrupts import StopFlag
+from colorize_cli.run.session import Executor, RunResult, RunSession
 from colorize_cli.io import scanfile as imaging
 from colorize_cli.inference.predict import colorize_gray
-from colorize_cli.manifest import FileRecord, RunLock
-from colorize_cli.models.weights import DEFAULT_WEIGHTS
-from colorize_cli.run.plan import ModelRef, Plan, model_ref, plan_run
+from colorize_cli.manifest import FileRecord
+from colorize_cli.run.context import render_size
+from colorize_cli.run.plan import Plan, model_ref, plan_run
 from colorize_cli.settings import ColorSettings, RunSettings
 
 __all__ = ["Colorizer", "from_module", "load_model", "colorize_image", "plan_run", "run", "model_ref"]
@@ -33,7 +33,7 @@ def colorize_image(image: Image.Image, model: Colorizer, settings: ColorSettings
     EXIF orientation is applied; metadata is not carried (that is the file writer's job)."""
     scan = imaging.scan_from_image(image)
     dtype = np.uint16 if scan.bit_depth == 16 else np.uint8
-    rgb = colorize_gray(scan.gray, model.predictor, settings, settings.render_size or model.render_size, batch_size, dtype)
+    rgb = colorize_gray(scan.gray, model.predictor, settings, render_size(settings.render_size, model.render_size), batch_size, dtype)
     if dtype == np.uint16:  # Pillow has no 16-bit RGB image mode: hand back 8 bits
         rgb = imaging.to_8bit(rgb)
     out = Image.fromarray(rgb, "RGB")
@@ -55,34 +55,15 @@ def run(
     folder's lock for the whole run, so a second run on the same folder is refused (shards K/N of
     one N may share it). ``stop`` carries the caller's signal policy (interrupts.StopFlag). With
     settings.engine "ray" the files go to a Ray cluster's workers (`model` is not used)."""
+    return RunSession(settings, executor_for(settings, model), on_file, on_plan, argv, stop).run()
+
+
+def executor_for(settings: RunSettings, model: Colorizer | None = None) -> Executor:
+    """The one place the engine is chosen: Ray's workers load the model themselves; the local
+    executor uses `model`, or loads the one the settings name."""
     if settings.engine == "ray":
-        from colorize_cli.run.executors.ray import run_ray  # noqa: PLC0415
+        from colorize_cli.run.executors.ray import RayExecutor  # noqa: PLC0415
 
-        return run_ray(settings, on_file, argv, stop, on_plan)
+        return RayExecutor()
     model = model or load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
-    ref = ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), model.info.name, model.info.sha256)
-    check_out_root(settings.input_root, settings.out_root, settings.exclude)  # before anything is created
-    settings.out_root.mkdir(parents=True, exist_ok=True)
-    with RunLock(settings.out_root, settings.shard, argv=list(argv)):
-        plan = plan_run(settings, ref)
-        on_plan(plan)
-        return _run_planned(settings, model, plan, on_file, argv, stop)
-
-
-def _run_planned(settings: RunSettings, model: Colorizer, plan: Plan, on_file: Callable[[FileRecord], None],
-                 argv: Sequence[str], stop: StopFlag | None) -> RunResult:
-    es = default_engine_settings(settings.runtime.batch_size, model.device)
-    if es.torch_threads:
-        torch.set_num_threads(es.torch_threads)
-    thumbs = None
-    if settings.report:
-        from colorize_cli.report.thumbnails import ThumbnailWriter  # noqa: PLC0415
-
-        thumbs = ThumbnailWriter(settings.out_root)
-    engine = Engine(model.predictor, model.info.name, es, on_file=on_file, thumbnails=thumbs)
-    result = engine.run(plan, list(argv), stop)
-    if settings.report:
-        from colorize_cli.report.sheet import write_report  # noqa: PLC0415
-
-        write_report(settings.out_root, plan.manifest, input_root=settings.input_root)
-    return result
+    return LocalExecutor(model, default_engine_settings(settings.runtime.batch_size, model.device))

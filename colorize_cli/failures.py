@@ -7,6 +7,7 @@ never have to parse a message. Torch-free and dependency-free: every stage may r
 
 from __future__ import annotations
 
+import errno
 from enum import Enum
 
 
@@ -23,6 +24,7 @@ class Kind(str, Enum):
     OUTPUT_SIDE = "output side"  # the output folder is blocked, not writable, vanished
     DISK_FULL = "disk full"  # no space (or quota) left for the output
     INTERRUPTED = "interrupted"  # stopped by a signal before it finished
+    OUT_OF_MEMORY = "out of memory"  # the machine's or the GPU's memory ran out on this image
     INTERNAL = "internal"  # anything else: a bug or an exhausted resource
 
 
@@ -62,3 +64,31 @@ def kind_of_legacy_reason(reason: str) -> Kind:
         if text.startswith(prefixes):
             return kind
     return Kind.INTERNAL
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """A full disk or an exhausted quota: the run stops starting files, and a rerun after space
+    is freed redoes them (never a usage error)."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Out of memory on any device: Python's MemoryError on the CPU, torch's OutOfMemoryError
+    (or a RuntimeError saying so, from older torch and other backends) on a GPU. Torch-free."""
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+def describe_failure(err: BaseException) -> tuple[Kind, str]:
+    """(kind, one-line reason) of an error that failed one file. Our own errors carry the kind
+    decided where they were raised; anything else is classified here, once, by its type (never
+    by the wording of a message we wrote)."""
+    if isinstance(err, FileFailure):
+        return err.kind, str(err)
+    if is_out_of_memory(err):
+        return Kind.OUT_OF_MEMORY, "out of memory while processing this image"
+    if is_disk_full(err):
+        return Kind.DISK_FULL, "disk full" if err.errno == errno.ENOSPC else "disk quota exceeded"  # type: ignore[attr-defined]
+    text = str(err).strip().splitlines()
+    return Kind.INTERNAL, f"{type(err).__name__}: {text[0] if text else 'no details'}"

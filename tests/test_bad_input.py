@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from colorize_cli import api
 from colorize_cli.cli import terminal
 from colorize_cli.io.write import png as write_png
-from colorize_cli.cli import app
+from colorize_cli.cli.app import app
 from colorize_cli.manifest import FileRecord, ManifestWriter, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,13 +123,13 @@ def test_each_bad_file_fails_alone_with_its_reason(tmp_path: Path, random_weight
 
     real_run = terminal.run
 
-    def run_then_vanish(settings, model, on_plan=lambda plan: None, **kw):
+    def run_then_vanish(settings, *args, on_plan=lambda plan: None, **kw):
         """Delete one scan after the run has planned it, before it is read: it vanishes mid-run."""
         def plan_hook(plan):
             assert any(j.rel.as_posix() == "vanishing.png" for j, _ in plan.todo)
             (src / "vanishing.png").unlink()
             on_plan(plan)
-        return real_run(settings, model, on_plan=plan_hook, **kw)
+        return real_run(settings, *args, on_plan=plan_hook, **kw)
 
     monkeypatch.setattr(terminal, "run", run_then_vanish)
     result = runner.invoke(app, ["dir", str(src), "--out", str(out), *common(random_weights), "--json"])

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from colorize_cli.bench import BenchError, BenchSettings, bench_main, make_scans, out_dtypes, run_bench, summary_lines, time_shares
-from colorize_cli.run.executors.local import default_engine_settings, out_dtype
+from colorize_cli.run.executors.local import default_engine_settings
+from colorize_cli.run.processor import out_dtype
 from colorize_cli.settings import ColorSettings, RuntimeSettings
 
 import torch

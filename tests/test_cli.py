@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli.cli import app
+from colorize_cli.cli.app import app
 from colorize_cli.color import gray_to_lightness, rgb_to_lab
 
 runner = CliRunner()

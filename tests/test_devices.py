@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from colorize_cli.inference import devices
-from colorize_cli.inference.devices import DeviceError, autocast_dtype, is_out_of_memory, resolve_device
+from colorize_cli.failures import is_out_of_memory
+from colorize_cli.inference.devices import DeviceError, autocast_dtype, resolve_device
 
 
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,7 +52,7 @@ def test_cli_refuses_cuda_without_a_gpu(tmp_path, random_weights, monkeypatch: p
     from PIL import Image
     from typer.testing import CliRunner
 
-    from colorize_cli.cli import app
+    from colorize_cli.cli.app import app
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     src = tmp_path / "scans"

@@ -95,7 +95,7 @@ def test_training_with_the_feature_loss_runs_and_validates_on_the_plain_objectiv
 def test_colorize_train_refuses_a_feature_loss_that_cannot_work(tmp_path: Path, args: list[str], message: str) -> None:
     from typer.testing import CliRunner
 
-    from colorize_cli.cli import app
+    from colorize_cli.cli.app import app
 
     data = colour_photos(tmp_path / "photos", n=8)
     result = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), *args])

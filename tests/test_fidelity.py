@@ -18,7 +18,7 @@ import tifffile
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli.cli import app
+from colorize_cli.cli.app import app
 from colorize_cli.io.meta.provenance import DIGITAL_SOURCE_TYPE
 
 runner = CliRunner()

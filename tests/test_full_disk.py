@@ -22,7 +22,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from colorize_cli import api
-from colorize_cli.cli import app
+from colorize_cli.cli.app import app
 from colorize_cli.io.scanfile import WriteError, write_image
 from colorize_cli.manifest import read_manifest
 from colorize_cli.io.meta.source import Metadata

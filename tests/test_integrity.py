@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 
 from colorize_cli import api
 from colorize_cli.io import fsutil
-from colorize_cli.cli import app
-from colorize_cli.run.executors.local import remove_stale_temps
+from colorize_cli.cli.app import app
+from colorize_cli.run.session import remove_stale_temps
 from colorize_cli.failures import Kind
 from colorize_cli.io.scanfile import ImageError, read_scan
 from colorize_cli.manifest import (
@@ -247,25 +247,25 @@ def test_a_damaged_manifest_never_stops_a_run(tmp_path: Path, random_weights: Pa
 DRIVER = """
 import dataclasses, json, os, signal, sys, time
 from colorize_cli import api
-from colorize_cli.cli import terminal as commands
 from colorize_cli.cli.app import main
 real = api.default_engine_settings
 api.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
 when = sys.argv[1]
-load = commands.load_model
+from colorize_cli.run.session import RunSession
+load = api.load_model
 def load_then_signal(*a, **k):
     if when == "load":  # a signal while the model loads (a real one, through the real handler)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
     return load(*a, **k)
-commands.load_model = load_then_signal
-finish = api._run_planned
-def finish_then_signal(*a, **k):
-    result = finish(*a, **k)
+api.load_model = load_then_signal
+finish = RunSession.run
+def finish_then_signal(self):
+    result = finish(self)
     if when == "after":  # Ctrl-C just after the end record: the work's result stands
         os.kill(os.getpid(), signal.SIGINT)
     return result
-api._run_planned = finish_then_signal
+RunSession.run = finish_then_signal
 sys.argv = ["colorize", *sys.argv[2:]]
 main()
 """
@@ -354,7 +354,7 @@ def test_an_input_rewritten_while_read_is_described_by_what_was_colorized(
 def test_each_input_is_read_once(tmp_path: Path, random_weights: Path, fast_cli, monkeypatch) -> None:
     src, out = tmp_path / "scans", tmp_path / "color"
     rels = scans(src, 3)
-    from colorize_cli.run.executors import local as engine
+    from colorize_cli.run import processor as engine
 
     reads: list[str] = []
     hashed: list[Path] = []

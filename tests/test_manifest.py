@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from colorize_cli import manifest as mf
+from colorize_cli.manifest import Reason
 from colorize_cli.manifest import (
     FileRecord,
     LockedError,
@@ -320,7 +321,7 @@ def test_resume_failed_files_and_retry_failed(tmp_path: Path) -> None:
     assert index.decide("bad.png", bad_in, KEY, bad_out, retry_failed=True) == (
         "do", "previously failed")
     action, reason = index.decide("new.png", new_in, KEY, tmp_path / "x.png", retry_failed=True)
-    assert action == "skip" and reason.startswith("new;") and "--retry-failed" in reason
+    assert action == "skip" and reason is Reason.NOT_A_FAILURE and "--retry-failed" in reason
     assert index.decide("ok.png", done_in, KEY, done_out, retry_failed=True) == (
         "skip", "already done")
 

@@ -23,9 +23,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli.cli import app
+from colorize_cli.cli.app import app
 from colorize_cli.manifest import ResumeIndex, read_manifest
-from colorize_cli.run.executors.ray import CRASH_HOOK, CRASH_REASON, receipts_root
+from colorize_cli.run.executors.ray import CRASH_REASON, receipts_root
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared test data sits beside the clone (CI) or beside the folder of worktrees.
@@ -48,7 +48,13 @@ def cluster():
     log = open(temp / "head.log", "w+")
     # Ray's token authentication with a token of our own: nothing read from or written to ~/.ray
     auth = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    env = {**os.environ, **auth}
+    # The crash hook (tests/hooks/sitecustomize.py) in every Python process of the cluster; armed
+    # by writing an input's path to the crash file.
+    crash = temp / "crash-on"
+    crash.write_text("")
+    hooks = {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent / "hooks"), os.environ.get("PYTHONPATH")])),
+             "COLORIZE_TEST_CRASH_FILE": str(crash)}
+    env = {**os.environ, **auth, **hooks}
     head = subprocess.Popen(
         [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
          "--include-dashboard=False", "--disable-usage-stats", f"--temp-dir={temp}", "--object-store-memory=100000000"],
@@ -60,7 +66,7 @@ def cluster():
             assert head.poll() is None, f"ray start failed:\n{(temp / 'head.log').read_text()}"
             assert time.monotonic() < deadline, f"ray start did not come up:\n{(temp / 'head.log').read_text()}"
             time.sleep(0.5)
-        yield {"address": f"127.0.0.1:{port}", "pid": head.pid, "env": auth}
+        yield {"address": f"127.0.0.1:{port}", "pid": head.pid, "env": auth, "crash": crash}
     finally:
         head.terminate()  # `ray start --block` drains and stops its processes on SIGTERM
         try:
@@ -221,7 +227,11 @@ def test_a_file_that_kills_its_worker_every_time_fails_and_the_run_ends(cluster,
     out = tmp_path / "out"
     killer = sorted((scans / "box1").glob("*.jpg"))[0]
     rel = killer.relative_to(scans).as_posix()
-    proc = colorize_dir(ray_args(scans, out, random_weights, cluster, "--max-retries", "1"), env={**cluster["env"], CRASH_HOOK: str(killer)})
+    cluster["crash"].write_text(str(killer))
+    try:
+        proc = colorize_dir(ray_args(scans, out, random_weights, cluster, "--max-retries", "1"), env=cluster["env"])
+    finally:
+        cluster["crash"].write_text("")
     assert proc.returncode == 1, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["counts"] == {"done": N_SCANS - 1, "failed": 2, "skipped": 0}

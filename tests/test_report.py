@@ -600,7 +600,7 @@ def test_a_real_run_with_report_shows_every_file_in_chromium(tmp_path: Path, ran
     headless Chromium renders it (file:// only, no network)."""
     from typer.testing import CliRunner
 
-    from colorize_cli.cli import app
+    from colorize_cli.cli.app import app
 
     src, out = tmp_path / "scans", tmp_path / "color"
     (src / "roll 2").mkdir(parents=True)

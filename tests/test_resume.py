@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 from colorize_cli import api
 from colorize_cli.cli import terminal
-from colorize_cli.cli import app
-from colorize_cli.run.executors.local import remove_stale_temps
+from colorize_cli.cli.app import app
+from colorize_cli.run.session import remove_stale_temps
 from colorize_cli.manifest import FileRecord, ManifestWriter, read_manifest, settings_key, sha256_file
 from colorize_cli.run.plan import ModelRef, plan_run
 from colorize_cli.settings import ColorSettings, RunSettings
@@ -62,7 +62,7 @@ def fast_cli():
     """In-process runs as in DRIVER (one torch thread), and each weights file loaded once per
     module rather than once per invocation (load_model is pure: same file, same model)."""
     with pytest.MonkeyPatch.context() as mp:
-        real_settings, real_load = api.default_engine_settings, terminal.load_model
+        real_settings, real_load = api.default_engine_settings, api.load_model
         mp.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real_settings(b, d), torch_threads=1))
         cache: dict[tuple, api.Colorizer] = {}
 
@@ -72,7 +72,7 @@ def fast_cli():
                 cache[key] = real_load(weights, device, fp32)
             return cache[key]
 
-        mp.setattr(terminal, "load_model", load)
+        mp.setattr(api, "load_model", load)
         yield
 
 

@@ -76,7 +76,7 @@ def test_tta_is_part_of_the_settings_key_only_when_on(tmp_path: Path) -> None:
 def test_colorize_dir_tta_writes_a_different_colouring_and_records_it(tmp_path: Path, random_weights: Path) -> None:
     from typer.testing import CliRunner
 
-    from colorize_cli.cli import app
+    from colorize_cli.cli.app import app
 
     scans = tmp_path / "scans"
     scans.mkdir()

@@ -25,7 +25,7 @@ def out_dtypes(bit_depth: str) -> dict[str, dict[str, str]]:
     """
     from types import SimpleNamespace  # noqa: PLC0415
 
-    from colorize_cli.run.executors.local import out_dtype  # noqa: PLC0415
+    from colorize_cli.run.processor import out_dtype  # noqa: PLC0415
     from colorize_cli.discover.formats import EXTENSIONS  # noqa: PLC0415
 
     return {

@@ -104,7 +104,7 @@ def end_to_end(spec: dict) -> dict:
 
 def stages(spec: dict) -> dict:
     """One file at a time, a timer around each step of the real path, to show where time goes."""
-    from colorize_cli.run.executors.local import out_dtype  # noqa: PLC0415
+    from colorize_cli.run.processor import out_dtype  # noqa: PLC0415
     from colorize_cli.io.scanfile import write_image  # noqa: PLC0415
     from colorize_cli.merge.full_res import colorize_full_res, merge_device, warm_up  # noqa: PLC0415
     from colorize_cli.inference.predict import working_lightness, working_shape  # noqa: PLC0415

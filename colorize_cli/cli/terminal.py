@@ -12,10 +12,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from colorize_cli.api import load_model, run
+from colorize_cli.api import run
 from colorize_cli.inference.devices import DeviceError
-from colorize_cli.run.executors.local import RunResult
-from colorize_cli.io.fsutil import is_disk_full
+from colorize_cli.run.session import RunResult
+from colorize_cli.failures import is_disk_full
 from colorize_cli.run.interrupts import StopFlag
 from colorize_cli.manifest import FileRecord, LockedError, merge_manifests
 from colorize_cli.models.weights import WeightsError
@@ -37,7 +37,7 @@ def summarise(result: RunResult, plan: Plan | None) -> dict:
         "not_started": max(result.left, 0),
         "manifest_error": result.manifest_error,
         "stale_temps_removed": result.stale_temps,
-        "failures": [{"input": i, "reason": r} for i, r in result.failures],
+        "failures": [{"input": f.input, "kind": f.kind.value, "reason": f.reason} for f in result.failures],
         "manifest": str(plan.manifest) if plan else None,
         "exit_code": result.exit_code,
     }
@@ -46,13 +46,6 @@ def summarise(result: RunResult, plan: Plan | None) -> dict:
 def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] = (), stop: StopFlag | None = None) -> int:
     """Returns the process exit code: 0 all done, 1 some failed or the disk is full, 2 could not
     start, 130 interrupted. ``stop`` is the CLI's signal policy (interrupts.py), if it set one."""
-    model = None
-    if settings.engine == "local":  # with --engine ray, each worker loads the model on its own node
-        try:
-            model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
-        except (WeightsError, DeviceError) as e:
-            typer.echo(f"colorize-dir: error: {e}", err=True)
-            return 2
     mode = "quiet" if settings.quiet else ("bar" if sys.stderr.isatty() else "lines")
     holder: dict[str, object] = {}
 
@@ -65,15 +58,9 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
         if isinstance(display, RunDisplay):
             display.file(rec)
 
-    lost = None
     try:
-        result = run(settings, model, on_file=on_file, argv=argv, on_plan=on_plan, stop=stop)
-    except RayEngineError as e:
-        if e.result is None:
-            typer.echo(f"colorize-dir: error: {e}", err=True)
-            return 2
-        result, lost = e.result, str(e)
-    except LockedError as e:
+        result = run(settings, on_file=on_file, argv=argv, on_plan=on_plan, stop=stop)
+    except (WeightsError, DeviceError, RayEngineError, LockedError) as e:
         typer.echo(f"colorize-dir: error: {e}", err=True)
         return 2
     except OSError as e:  # e.g. the output folder, its lock or its manifest cannot be created
@@ -102,9 +89,8 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
             err.print("[red]disk full:[/red] stopped starting new files; what is done is kept. Free space and rerun.")
         if result.failures:
             err.print(f"{len(result.failures)} file(s) failed; reasons are in {summary['manifest']}")
-    if lost:  # the cluster went away: what was done is recorded; a rerun does the rest
-        typer.echo(f"colorize-dir: {lost}; {max(result.left, 0)} file(s) not started; rerun the same command to finish them", err=True)
-        return max(result.exit_code, 1)
+    if result.lost:  # the cluster went away: what was done is recorded; a rerun does the rest
+        typer.echo(f"colorize-dir: stopped: {result.lost}; {max(result.left, 0)} file(s) not started; rerun the same command to finish them", err=True)
     return result.exit_code
 
 

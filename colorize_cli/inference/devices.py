@@ -8,6 +8,7 @@ from typing import Iterator
 import torch
 
 
+
 class DeviceError(ValueError):
     """A device was asked for that this machine does not have."""
 
@@ -50,10 +51,6 @@ def precision(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]
             yield
 
 
-def is_out_of_memory(err: BaseException) -> bool:
-    if isinstance(err, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
 
 
 def release_cached_memory(device: torch.device) -> None:

@@ -35,16 +35,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
-from colorize_cli.failures import FileFailure, Kind
+from colorize_cli.failures import FileFailure, Kind, is_disk_full
 
 TEMP_SUFFIX = ".tmp"
 _CHUNK = 1 << 20
-
-
-def is_disk_full(err: BaseException) -> bool:
-    """A full disk or an exhausted quota: the run stops starting files, and a rerun after space
-    is freed redoes them (never a usage error)."""
-    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def owner_tag() -> str:

@@ -33,29 +33,12 @@ from colorize_cli.manifest.records import (
     settings_key,
     utc_now_iso,
 )
-from colorize_cli.manifest.resume import (
-    REASON_DONE,
-    REASON_FAILED,
-    REASON_FAILED_OUTPUT,
-    REASON_FAILED_TRANSIENT,
-    REASON_INPUT_CHANGED,
-    REASON_NEW,
-    REASON_OUTPUT_CHANGED,
-    REASON_OUTPUT_MISSING,
-    REASON_OVERWRITE,
-    REASON_SETTINGS_CHANGED,
-    RETRY_FAILED_ONLY,
-    Action,
-    ResumeIndex,
-)
+from colorize_cli.manifest.resume import Action, Decision, Reason, ResumeIndex
 from colorize_cli.manifest.store import ManifestWriter, read_manifest
 from colorize_cli.io.fsutil import sha256_file
 
 __all__ = [
-    "KINDS", "SCHEMA", "STATUSES", "Action", "FileRecord", "LockedError", "ManifestWriter", "MergeSummary",
-    "REASON_DONE", "REASON_FAILED", "REASON_FAILED_OUTPUT", "REASON_FAILED_TRANSIENT", "REASON_INPUT_CHANGED",
-    "REASON_NEW", "REASON_OUTPUT_CHANGED", "REASON_OUTPUT_MISSING", "REASON_OVERWRITE", "REASON_SETTINGS_CHANGED",
-    "RETRY_FAILED_ONLY", "ResumeIndex", "RunLock", "Status", "count_statuses", "end_record", "live_owners",
+    "KINDS", "SCHEMA", "STATUSES", "Action", "FileRecord", "LockedError", "ManifestWriter", "MergeSummary", "Decision", "Reason", "ResumeIndex", "RunLock", "Status", "count_statuses", "end_record", "live_owners",
     "lock_path", "manifest_path", "merge_manifests", "new_run_id", "path_problem", "read_manifest",
     "record_problem", "run_header", "settings_key", "sha256_file", "utc_now_iso",
 ]

@@ -26,9 +26,10 @@ import os
 import stat as stat_module
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
-from typing import Any, Literal
+from enum import Enum
+from typing import Any, NamedTuple
 
-from colorize_cli.failures import RETRIED_BY_DEFAULT
+from colorize_cli.failures import RETRIED_BY_DEFAULT, Kind
 from colorize_cli.io.fsutil import sha256_file
 from colorize_cli.discover.outnames import page_files
 
@@ -37,20 +38,37 @@ from colorize_cli.manifest.store import read_manifest
 
 log = logging.getLogger("colorize_cli.manifest")
 
-Action = Literal["do", "skip"]
+class Action(str, Enum):
+    """What a run does with one input."""
 
-# Human-readable resume reasons, shown by --dry-run and the progress log.
-REASON_NEW = "new"
-REASON_DONE = "already done"
-REASON_INPUT_CHANGED = "input changed"
-REASON_SETTINGS_CHANGED = "settings changed"
-REASON_OUTPUT_MISSING = "output missing"
-REASON_OUTPUT_CHANGED = "output changed"
-REASON_FAILED = "previously failed"
-REASON_OVERWRITE = "overwrite requested"
-REASON_FAILED_OUTPUT = "previously failed writing its output"
-REASON_FAILED_TRANSIENT = "previously failed for a reason outside the scan"
-RETRY_FAILED_ONLY = "--retry-failed processes only previous failures"
+    DO = "do"
+    SKIP = "skip"
+
+
+class Reason(str, Enum):
+    """Why, as --dry-run, the progress log and skip records say it."""
+
+    NEW = "new"
+    ALREADY_DONE = "already done"
+    INPUT_CHANGED = "input changed"
+    SETTINGS_CHANGED = "settings changed"
+    OUTPUT_MISSING = "output missing"
+    OUTPUT_CHANGED = "output changed"
+    FAILED = "previously failed"
+    OVERWRITE = "overwrite requested"
+    FAILED_OUTPUT = "previously failed writing its output"
+    FAILED_TRANSIENT = "previously failed for a reason outside the scan"
+    NOT_A_FAILURE = "not a previous failure (--retry-failed processes only previous failures)"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Decision(NamedTuple):
+    """A resume decision; compares equal to the plain ("do", "new") pair it stands for."""
+
+    action: Action
+    why: Reason
 
 
 def supersedes(new: FileRecord, old: FileRecord | None) -> bool:
@@ -148,17 +166,17 @@ class ResumeIndex:
         output_path: str | os.PathLike[str] | None,
         overwrite: bool = False,
         retry_failed: bool = False,
-    ) -> tuple[Action, str]:
-        """("do" | "skip", human-readable reason) for one job; see the module docstring."""
+    ) -> Decision:
+        """What to do with one job, and why; see the module docstring."""
         if overwrite:
-            return "do", REASON_OVERWRITE
+            return Decision(Action.DO, Reason.OVERWRITE)
         rec = self.get(job_rel)
         if rec is not None and rec.status == "failed":
             return decide_failed(rec, Path(input_path), retry_failed)
         action, reason = self._decide_not_failed(rec, Path(input_path), settings_key, output_path)
-        if retry_failed and action == "do":
-            return "skip", f"{reason}; {RETRY_FAILED_ONLY}"
-        return action, reason
+        if retry_failed and action is Action.DO:
+            return Decision(Action.SKIP, Reason.NOT_A_FAILURE)
+        return Decision(action, reason)
 
     @staticmethod
     def _decide_not_failed(
@@ -166,33 +184,33 @@ class ResumeIndex:
         input_path: Path,
         key: str,
         output_path: str | os.PathLike[str] | None,
-    ) -> tuple[Action, str]:
+    ) -> Decision:
         if rec is None or rec.status != "done":
-            return "do", REASON_NEW
+            return Decision(Action.DO, Reason.NEW)
         if rec.settings_key != key:
-            return "do", REASON_SETTINGS_CHANGED
+            return Decision(Action.DO, Reason.SETTINGS_CHANGED)
         if not _same_file(input_path, rec.input_size, rec.input_mtime, rec.input_sha256):
-            return "do", REASON_INPUT_CHANGED
+            return Decision(Action.DO, Reason.INPUT_CHANGED)
         if output_path is None:
-            return "do", REASON_OUTPUT_MISSING
+            return Decision(Action.DO, Reason.OUTPUT_MISSING)
         same_output = _same_file(
             Path(output_path), rec.output_size, rec.output_mtime, rec.output_sha256
         )
         if same_output is None:
-            return "do", REASON_OUTPUT_MISSING
+            return Decision(Action.DO, Reason.OUTPUT_MISSING)
         if not same_output:
-            return "do", REASON_OUTPUT_CHANGED
+            return Decision(Action.DO, Reason.OUTPUT_CHANGED)
         if not all(p.is_file() for p in page_files(Path(output_path), rec.pages)[1:]):
-            return "do", REASON_OUTPUT_MISSING  # a page written one file each, deleted since
-        return "skip", REASON_DONE
+            return Decision(Action.DO, Reason.OUTPUT_MISSING)  # a page written one file each, deleted since
+        return Decision(Action.SKIP, Reason.ALREADY_DONE)
 
 
-def decide_failed(rec: FileRecord, input_path: Path, retry_failed: bool) -> tuple[Action, str]:
+def decide_failed(rec: FileRecord, input_path: Path, retry_failed: bool) -> Decision:
     """A previously failed input: redone when it changed or its failure kind was about
     something other than the scan; otherwise only with --retry-failed."""
     if not _same_file(input_path, rec.input_size, rec.input_mtime, rec.input_sha256):
-        return "do", REASON_INPUT_CHANGED
+        return Decision(Action.DO, Reason.INPUT_CHANGED)
     kind = rec.failure_kind
     if kind in RETRIED_BY_DEFAULT:
-        return "do", REASON_FAILED_OUTPUT if kind.value in ("disk full", "output side") else REASON_FAILED_TRANSIENT
-    return ("do" if retry_failed else "skip"), REASON_FAILED
+        return Decision(Action.DO, Reason.FAILED_OUTPUT if kind in (Kind.DISK_FULL, Kind.OUTPUT_SIDE) else Reason.FAILED_TRANSIENT)
+    return Decision(Action.DO if retry_failed else Action.SKIP, Reason.FAILED)

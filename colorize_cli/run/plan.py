@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from colorize_cli.discover.find import DiscoverOptions, Job, Skipped, discover
-from colorize_cli.manifest import ResumeIndex, manifest_path, settings_key
+from colorize_cli.manifest import Action, Reason, ResumeIndex, manifest_path, settings_key
 from colorize_cli.models.paths import recorded_digest
 from colorize_cli.settings import RunSettings
 
@@ -34,8 +34,8 @@ class Plan:
     model: ModelRef
     manifest: Path
     settings_key: str
-    todo: list[tuple[Job, str]] = field(default_factory=list)  # (job, why: "new", "input changed", ...)
-    skip: list[tuple[Job, str]] = field(default_factory=list)  # (job, why: "already done", ...)
+    todo: list[tuple[Job, Reason]] = field(default_factory=list)
+    skip: list[tuple[Job, Reason]] = field(default_factory=list)
     not_images: list[Skipped] = field(default_factory=list)
 
     @property
@@ -52,5 +52,5 @@ def plan_run(settings: RunSettings, model: ModelRef) -> Plan:
     plan = Plan(settings=settings, model=model, manifest=path, settings_key=key, not_images=list(skipped))
     for job in jobs:
         action, why = index.decide(job.rel, job.input, key, job.output, overwrite=settings.overwrite, retry_failed=settings.retry_failed)
-        (plan.todo if action == "do" else plan.skip).append((job, why))
+        (plan.todo if action is Action.DO else plan.skip).append((job, why))
     return plan

@@ -29,7 +29,8 @@ from colorize_cli.io.write import png as write_png
 from colorize_cli.io.write import tiff as write_tiff
 from colorize_cli.io.meta.carry import Carried, carry
 from colorize_cli.failures import FileFailure, Kind
-from colorize_cli.io.fsutil import atomic_output, is_disk_full
+from colorize_cli.failures import is_disk_full
+from colorize_cli.io.fsutil import atomic_output
 from colorize_cli.io.read.grayscale import match_depth, to_8bit
 from colorize_cli.io.meta.icc import into_input_rgb_space
 from colorize_cli.io.meta.source import Metadata, one_line

@@ -1,7 +1,7 @@
 """`colorize-dir --engine ray`: the same per-file work as the local engine, on a Ray cluster.
 
     driver (this process)                         workers (Ray actors, one model each)
-    plan -> bounded queue of files  --file-->     Engine.process_file: read, network, merge,
+    plan -> bounded queue of files  --file-->     FileProcessor.process: read, network, merge,
     manifest <- one record per file <--record--   write, metadata; a receipt per file
 
 Plain actors and `ray.wait`, not Ray Data's `map_batches`: the driver must know which file a dead
@@ -25,7 +25,6 @@ finished after the driver's death (atomic renames: whole or absent) are not redo
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import shutil
@@ -38,30 +37,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from colorize_cli.discover.find import Job, check_out_root
+from colorize_cli.discover.find import Job
 from colorize_cli.failures import Kind
-from colorize_cli.manifest import FileRecord, ManifestWriter, ResumeIndex, RunLock, new_run_id, read_manifest, settings_key
+from colorize_cli.manifest import FileRecord, ManifestWriter, Reason, ResumeIndex, read_manifest
 from colorize_cli.models.paths import DEFAULT_WEIGHTS
-from colorize_cli.run.plan import ModelRef, Plan, plan_run
+from colorize_cli.run.context import ModelInfo, RunContext
+from colorize_cli.run.plan import ModelRef
 from colorize_cli.settings import RaySettings, RunSettings
 
 CRASH_REASON = "worker crashed while processing this file"
 _DEPTH = 2  # files queued on one worker: the next file is there when the current one ends
 _MAX_FAILED_STARTS = 3  # a restarted worker whose ready() fails this often in a row is given up
-# Test hook: with this variable in the driver's environment, workers os._exit() on the input whose
-# absolute path equals its value, standing in for a file that crashes its worker (a decoder
-# segfault). A full path never matches by accident, and nothing sets this variable but the tests.
-CRASH_HOOK = "COLORIZE_TEST_CRASH_ON_INPUT"
 INSTALL_HINT = 'the ray engine needs the "ray" extra: pip install "colorize-cli[ray]"'
 
 
 class RayEngineError(RuntimeError):
-    """The cluster could not be used (not installed, not reachable, no worker could start), or
-    was lost mid-run; then `result` holds what was done (all of it recorded in the manifest)."""
-
-    def __init__(self, message: str, result: Any = None) -> None:
-        super().__init__(message)
-        self.result = result
+    """The cluster could not be used: not installed, not reachable, no worker could start. (A
+    cluster lost mid-run is not an error of the run: RayExecutor.lost says why it stopped.)"""
 
 
 def import_ray() -> Any:
@@ -132,47 +124,44 @@ def adopt_receipts(manifest: Path) -> int:
 
 class ColorizeWorker:
     """One Ray actor: loads the model once, from the weights path, and colorizes files one at a
-    time with the local engine's own per-file function. Created with everything it needs, so a
-    restarted actor is the same worker."""
+    time with the run's own per-file processor. Created with everything it needs, so a
+    restarted actor is the same worker; each call brings the run's context."""
 
-    def __init__(self, settings: RunSettings, manifest: str, run_id: str, threads: int, crash_on: str | None = None) -> None:
+    def __init__(self, settings: RunSettings, manifest: str, run_id: str, threads: int) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does, before torch loads
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(threads)
         from colorize_cli.inference.colorizer import load_model  # noqa: PLC0415
         from colorize_cli.inference.devices import DeviceError  # noqa: PLC0415
-        from colorize_cli.run.executors.local import Engine, default_engine_settings  # noqa: PLC0415
         from colorize_cli.models.weights import WeightsError  # noqa: PLC0415
+        from colorize_cli.run.executors.local import default_engine_settings  # noqa: PLC0415
 
         try:
-            model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
+            self.model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
         except (WeightsError, DeviceError) as e:  # told to the driver, which stops with the local engine's words
             self.info = {"error": str(e)}
             return
-        ref = ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), model.info.name, model.info.sha256)
-        self.plan = Plan(settings, ref, Path(manifest), settings_key(settings.output_affecting(), ref.sha256))
-        thumbs = None
-        if settings.report:
-            from colorize_cli.report.thumbnails import ThumbnailWriter  # noqa: PLC0415
-
-            thumbs = ThumbnailWriter(settings.out_root)
-        es = default_engine_settings(settings.runtime.batch_size, model.device)
-        self.engine = Engine(model.predictor, model.info.name, es, thumbnails=thumbs)
-        self.render = settings.color.render_size or model.render_size
-        self.run_id = run_id
-        self.crash_on = crash_on
+        self.batch_size = default_engine_settings(settings.runtime.batch_size, self.model.device).batch_size
+        self.processor: Any = None
         self.receipt = receipts_root(Path(manifest)) / run_id / f"{socket.gethostname()}-{os.getpid()}.jsonl"
-        self.info = {"model": ref.name, "sha256": ref.sha256, "render": self.render, "device": str(model.device),
-                     "host": socket.gethostname(), "pid": os.getpid(), "threads": torch.get_num_threads()}
+        self.info = {"model": self.model.info.name, "sha256": self.model.info.sha256, "render": self.model.render_size,
+                     "device": str(self.model.device), "host": socket.gethostname(), "pid": os.getpid(), "threads": torch.get_num_threads()}
 
     def ready(self) -> dict:
         return self.info
 
-    def process(self, job: Job, why: str) -> FileRecord:
-        if self.crash_on is not None and self.crash_on == str(job.input):
-            os._exit(3)
-        rec = self.engine.process_file(job, why, self.plan, self.run_id, self.render)
+    def process(self, ctx: RunContext, job: Job, why: Reason) -> FileRecord:
+        if self.processor is None or self.processor.ctx != ctx:
+            from colorize_cli.run.processor import FileProcessor  # noqa: PLC0415
+
+            thumbs = None
+            if ctx.settings.report:
+                from colorize_cli.report.thumbnails import ThumbnailWriter  # noqa: PLC0415
+
+                thumbs = ThumbnailWriter(ctx.out_root)
+            self.processor = FileProcessor(self.model.predictor, self.model.info.name, ctx, self.batch_size, thumbs)
+        rec = self.processor.process(job, why)
         self._write_receipt(rec)
         return rec
 
@@ -192,7 +181,7 @@ class ColorizeWorker:
 @dataclass
 class _Task:
     job: Job
-    why: str
+    why: Reason
     crashes: int = 0
     solo: bool = False  # lost with other files: retried alone so a crash names its file
 
@@ -256,7 +245,7 @@ class RayDriver:
         )
         threads = max(1, round(self.rs.cpus_per_worker))
         for _ in range(most):
-            handle = actor.remote(self.settings, str(manifest), run_id, threads, os.environ.get(CRASH_HOOK))
+            handle = actor.remote(self.settings, str(manifest), run_id, threads)
             self.slots.append(_Slot(handle, handle.ready.remote(), []))
         info: dict | None = None
         waited = time.monotonic()
@@ -315,13 +304,13 @@ class RayDriver:
                 pass
 
     # -- the run -----------------------------------------------------------------------------------
-    def run(self, todo: Iterator[tuple[Job, str]], emit: Callable[[FileRecord], None], stop: Any, run_id: str, plan: Plan) -> int:
+    def run(self, todo: Iterator[tuple[Job, Reason]], emit: Callable[[FileRecord], None], stop: Any, ctx: RunContext) -> int:
         """Send every file, emit one record per file; returns how many were never started."""
         todo = iter(todo)
         exhausted = False
         while True:
             if not stop:
-                exhausted = self._fill(todo, exhausted)
+                exhausted = self._fill(todo, exhausted, ctx)
             refs = {ref: slot for slot in self.slots for ref, _ in slot.held}
             if not refs:
                 if stop or (exhausted and not self.queue):
@@ -337,10 +326,10 @@ class RayDriver:
                 try:
                     rec = self.ray.get(ref)
                 except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorUnavailableError):
-                    self._worker_died(slot, emit, run_id, plan)
+                    self._worker_died(slot, emit, ctx)
                     continue
                 except self.ray.exceptions.RayTaskError as e:  # a bug, not a crash: this file fails alone
-                    rec = _failed(task, plan, run_id, _cause(e))
+                    rec = _failed(task, ctx, _cause(e))
                 slot.held = [(r, t) for r, t in slot.held if r is not ref]
                 emit(rec)
             self._check_workers(stop, timeout=0)
@@ -353,7 +342,7 @@ class RayDriver:
             self.lost = str(e)
             stop.set("cluster lost")
 
-    def _fill(self, todo: Iterator[tuple[Job, str]], exhausted: bool) -> bool:
+    def _fill(self, todo: Iterator[tuple[Job, Reason]], exhausted: bool, ctx: RunContext) -> bool:
         """Give ready workers files up to _DEPTH each; a solo file goes only to an idle worker."""
         for slot in self.slots:
             if not slot.ready:
@@ -373,10 +362,10 @@ class RayDriver:
                     task = _Task(*nxt)
                 else:
                     break
-                slot.held.append((slot.handle.process.remote(task.job, task.why), task))
+                slot.held.append((slot.handle.process.remote(ctx, task.job, task.why), task))
         return exhausted
 
-    def _worker_died(self, slot: _Slot, emit: Callable[[FileRecord], None], run_id: str, plan: Plan) -> None:
+    def _worker_died(self, slot: _Slot, emit: Callable[[FileRecord], None], ctx: RunContext) -> None:
         """Every file the dead worker held comes back: alone on it, the file is blamed; lost with
         others, each is retried alone. The worker restarts (Ray) and is used once it is ready."""
         lost = [t for _, t in slot.held]
@@ -387,14 +376,14 @@ class RayDriver:
             task.crashes += 1
             task.solo = True
             if task.crashes > self.rs.max_retries:
-                emit(_failed(task, plan, run_id, CRASH_REASON))
+                emit(_failed(task, ctx, CRASH_REASON))
                 return
         for task in reversed(lost):
             task.solo = True
             self.queue.appendleft(task)
 
 
-def _failed(task: _Task, plan: Plan, run_id: str, reason: str) -> FileRecord:
+def _failed(task: _Task, ctx: RunContext, reason: str) -> FileRecord:
     """The driver's record for a file whose worker gave no record of its own."""
     try:
         st = os.stat(task.job.input)
@@ -402,7 +391,7 @@ def _failed(task: _Task, plan: Plan, run_id: str, reason: str) -> FileRecord:
     except OSError:
         size = mtime = None
     return FileRecord(input=task.job.rel.as_posix(), status="failed", reason=reason, kind=Kind.INTERNAL.value,
-                      input_size=size, input_mtime=mtime, run_id=run_id, settings_key=plan.settings_key)
+                      input_size=size, input_mtime=mtime, run_id=ctx.run_id, settings_key=ctx.settings_key)
 
 
 def _cause(err: BaseException) -> str:
@@ -415,64 +404,52 @@ def _cause(err: BaseException) -> str:
     return f"{type(cause).__name__}: {text[0] if text else 'no details'}"
 
 
-# --------------------------------------------------------------------------- entry point
+# --------------------------------------------------------------------------- the executor
 
 
-def run_ray(settings: RunSettings, on_file: Callable[[FileRecord], None] = lambda rec: None, argv: Sequence[str] = (),
-            stop: Any = None, on_plan: Callable[[Plan], None] = lambda plan: None) -> Any:
-    """What `api.run` does, on a Ray cluster: same lock, plan, resume rules, manifest and result.
-    Raises RayEngineError when the cluster cannot be used."""
-    from colorize_cli.run.executors.local import Engine, RunResult, remove_stale_temps, run_phase, write_run_start  # noqa: PLC0415
-    from colorize_cli.run.interrupts import StopFlag  # noqa: PLC0415
-    from colorize_cli.manifest import live_owners, manifest_path  # noqa: PLC0415
+class RayExecutor:
+    """run/session.py's executor on a Ray cluster: connects on start, hands files to workers,
+    disconnects on exit. Raises RayEngineError when the cluster cannot be used; when it is
+    lost mid-run, ``lost`` says why (every record sent so far is in the manifest)."""
 
-    ray = import_ray()
-    check_out_root(settings.input_root, settings.out_root, settings.exclude)
-    settings.out_root.mkdir(parents=True, exist_ok=True)
-    stop = StopFlag() if stop is None else stop  # a StopFlag is falsy until set
-    # Ray prints cluster events ("a worker died ...") on stdout, which belongs to --json.
-    with RunLock(settings.out_root, settings.shard, argv=list(argv)), contextlib.redirect_stdout(sys.stderr):
-        manifest = manifest_path(settings.out_root, settings.shard, settings.manifest)
-        manifest.parent.mkdir(parents=True, exist_ok=True)
-        connect(ray, settings.ray)
-        run_id = new_run_id()
-        driver = RayDriver(ray, settings)
+    def __init__(self) -> None:
+        self.ray = import_ray()
+        self.driver: RayDriver | None = None
+        self.lost: str | None = None
+        self._stdout = contextlib.redirect_stdout(sys.stderr)
+
+    def __enter__(self) -> RayExecutor:
+        self._stdout.__enter__()  # Ray prints cluster events ("a worker died ...") on stdout, which belongs to --json
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         try:
-            info = driver.start_workers(manifest, run_id)
-            adopt_receipts(manifest)
-            plan = plan_run(settings, ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), info["model"], info["sha256"]))
-            on_plan(plan)
-            result = RunResult()
-            result.counts["skipped"] = len(plan.skip) + len(plan.not_images)
-            t0 = time.perf_counter()
-            result.stale_temps = remove_stale_temps((job.output for job, _ in itertools.chain(plan.todo, plan.skip)),
-                                                    keep_owners=live_owners(settings.out_root))
-            with ManifestWriter(plan.manifest) as writer:
-                write_run_start(writer, plan, run_id, info["render"], list(argv))
-
-                def emit(rec: FileRecord) -> None:
-                    try:
-                        writer.write(rec)
-                    except OSError as err:
-                        Engine._manifest_failed(result, err, stop)
-                    Engine._tally(result, rec, stop)
-                    on_file(rec)
-
-                # The local engine's signal rules; after a second signal, receipts keep what workers finish.
-                run_phase(lambda: driver.run(iter(plan.todo), emit, stop, run_id, plan), result, stop, writer, run_id, t0)
+            if self.driver is not None:
+                self.driver.close()
+            if self.ray.is_initialized():
+                self.ray.shutdown()
         finally:
-            driver.close()
-            ray.shutdown()
-        if result.left >= 0 and not result.manifest_error:  # every record sent has been written
+            self._stdout.__exit__(None, None, None)
+
+    def start(self, settings: RunSettings, manifest: Path, run_id: str) -> ModelInfo:
+        connect(self.ray, settings.ray)
+        self.driver = RayDriver(self.ray, settings)
+        info = self.driver.start_workers(manifest, run_id)
+        adopt_receipts(manifest)  # before planning: outputs finished after an earlier driver died are not redone
+        return ModelInfo(ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), info["model"], info["sha256"]), info["render"])
+
+    def execute(self, ctx: RunContext, todo: Sequence[tuple[Job, Reason]], emit: Callable[[FileRecord], None], stop: Any) -> int:
+        assert self.driver is not None, "start() first"
+        try:
+            return self.driver.run(iter(todo), emit, stop, ctx)
+        finally:
+            self.lost = self.driver.lost
+
+    def finished(self, manifest: Path, run_id: str, complete: bool) -> None:
+        """Receipts are kept until every record they hold is in the manifest."""
+        if complete:
             shutil.rmtree(receipts_root(manifest) / run_id, ignore_errors=True)
             _remove_if_empty(receipts_root(manifest))
-        if settings.report:
-            from colorize_cli.report.sheet import write_report  # noqa: PLC0415
-
-            write_report(settings.out_root, plan.manifest, input_root=settings.input_root)
-        if driver.lost:
-            raise RayEngineError(f"stopped: {driver.lost}", result)
-        return result
 
 
 def _remove_if_empty(folder: Path) -> None:
