@@ -10,5 +10,5 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["colorize_cli", "colorize_cli.*"]) + ["colorize_cli.weights"],
     package_dir={"colorize_cli.weights": "weights"},
-    package_data={"colorize_cli": ["py.typed"], "colorize_cli.report": ["templates/*.j2"], "colorize_cli.weights": ["*.safetensors", "*.sha256", "MODEL_CARD.md"]},
+    package_data={"colorize_cli": ["py.typed"], "colorize_cli.report": ["templates/*.j2"], "colorize_cli.weights": ["*.safetensors", "*.sha256", "MODEL_CARD.md", "LICENSE-weights.md"]},
 )

@@ -21,9 +21,8 @@ from colorize_cli.run.session import Executor, RunResult, RunSession
 from colorize_cli.io import scanfile as imaging
 from colorize_cli.inference.predict import colorize_gray
 from colorize_cli.manifest import FileRecord
-from colorize_cli.run.context import render_size
 from colorize_cli.run.plan import Plan, model_ref, plan_run
-from colorize_cli.settings import ColorSettings, RunSettings
+from colorize_cli.settings import ColorSettings, RunSettings, resolve_render_size
 
 __all__ = ["Colorizer", "from_module", "load_model", "colorize_image", "plan_run", "run", "model_ref"]
 
@@ -33,7 +32,7 @@ def colorize_image(image: Image.Image, model: Colorizer, settings: ColorSettings
     EXIF orientation is applied; metadata is not carried (that is the file writer's job)."""
     scan = imaging.scan_from_image(image)
     dtype = np.uint16 if scan.bit_depth == 16 else np.uint8
-    rgb = colorize_gray(scan.gray, model.predictor, settings, render_size(settings.render_size, model.render_size), batch_size, dtype)
+    rgb = colorize_gray(scan.gray, model.predictor, settings, resolve_render_size(settings.render_size, model.render_size), batch_size, dtype)
     if dtype == np.uint16:  # Pillow has no 16-bit RGB image mode: hand back 8 bits
         rgb = imaging.to_8bit(rgb)
     out = Image.fromarray(rgb, "RGB")

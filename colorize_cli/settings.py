@@ -18,6 +18,12 @@ class ColorSettings:
     tta: bool = False  # also run the mirrored image and average the two a*b* (twice the network time)
 
 
+def resolve_render_size(asked: int, model_default: int) -> int:
+    """The long side the network sees: --render-size when given (above 0), else the model's own
+    default. The one place this is decided (a run resolves it once, in run/context.py)."""
+    return asked if asked > 0 else model_default
+
+
 @dataclass(frozen=True)
 class OutputSettings:
     """How results are written. Every field here changes the output file."""

@@ -19,7 +19,7 @@ import pytest
 
 from system_tools import REQUIRED, ensure
 
-from colorize_cli.models.paths import DEFAULT_MODEL, recorded_digest, sidecar_path
+from colorize_cli.models.paths import DEFAULT_MODEL, recorded_digest, sidecar_path, SHIPPED_WEIGHTS_LICENCE
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "weights" / DEFAULT_MODEL
@@ -43,6 +43,8 @@ def test_the_wheel_carries_the_model_its_digest_and_its_card(wheel: Path) -> Non
         assert z.read(f"colorize_cli/weights/{DEFAULT_MODEL}") == SHIPPED.read_bytes()
         assert z.read(f"colorize_cli/weights/{DEFAULT_MODEL}.sha256") == sidecar_path(SHIPPED).read_bytes()
         assert "colorize_cli/weights/MODEL_CARD.md" in names
+        assert "colorize_cli/weights/LICENSE-weights.md" in names  # the weights' research-only licence travels with them
+        assert not any(n.startswith(("research/", "docs/", "tools/")) or "lab-notebook" in n for n in names)  # the lab stays out
         assert "colorize_cli/report/templates/report.html.j2" in names  # the review sheet renders from an installed wheel
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     from colorize_cli import __version__
@@ -89,7 +91,9 @@ def test_version_names_the_package_and_the_model_without_torch(command: str) -> 
     from colorize_cli import __version__
 
     digest = recorded_digest(SHIPPED)
-    assert proc.stdout.splitlines() == [f"colorize-cli {__version__}, model {STEM} (sha256 {digest[:12]})", "torch-free 0"]
+    assert proc.stdout.splitlines() == [f"colorize-cli {__version__} (code: Apache-2.0), model {STEM} (sha256 {digest[:12]}; "
+                                        f"weights: {SHIPPED_WEIGHTS_LICENCE})", "torch-free 0"]
+    assert "non-commercial" in SHIPPED_WEIGHTS_LICENCE
 
 
 def test_doctor_checks_the_install_and_the_cpu() -> None:

@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 
 from colorize_cli.cli.app import app
 from colorize_cli.manifest import ResumeIndex, read_manifest
-from colorize_cli.run.executors.ray import CRASH_REASON, receipts_root
+from colorize_cli.run.executors.ray import CRASH_REASON
+from colorize_cli.run.executors.receipts import receipts_root
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared test data sits beside the clone (CI) or beside the folder of worktrees.
@@ -154,7 +155,7 @@ def test_same_results_as_the_local_engine_and_a_rerun_redoes_nothing(cluster, sc
     assert proc.returncode == 1, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["counts"] == {"done": N_SCANS, "failed": 1, "skipped": 0}
-    assert summary["failures"] == [{"input": BROKEN, "reason": latest(local_run)[BROKEN]["reason"]}]
+    assert summary["failures"] == [{"input": BROKEN, "kind": latest(local_run)[BROKEN]["kind"], "reason": latest(local_run)[BROKEN]["reason"]}]
     assert latest(out)[BROKEN]["reason"].startswith("truncated JPEG")
     assert_same_as_local(out, local_run)
     assert len(file_records(out)) == N_SCANS + 1, "one record per file"
@@ -236,13 +237,14 @@ def test_a_file_that_kills_its_worker_every_time_fails_and_the_run_ends(cluster,
     summary = json.loads(proc.stdout)
     assert summary["counts"] == {"done": N_SCANS - 1, "failed": 2, "skipped": 0}
     assert {f["input"]: f["reason"] for f in summary["failures"]}[rel] == CRASH_REASON
-    assert latest(out)[rel].get("kind") == "internal"  # not retried by a plain rerun: nothing runs forever
+    assert latest(out)[rel].get("kind") == "crashed"  # not retried by a plain rerun: nothing runs forever
     assert not (out / rel).with_suffix(".png").exists()
     assert any(r["type"] == "end" for r in read_manifest(out / "manifest.jsonl"))
     assert_same_as_local(out, local_run, except_=(rel,))
-    # A rerun leaves the known failure alone (like any failed scan) and redoes nothing.
+    # A rerun leaves the known failure alone (like any failed scan) and redoes nothing; the file
+    # is still failed, so the rerun says so and exits 1.
     again = colorize_dir(ray_args(scans, out, random_weights, cluster), env=cluster["env"])
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 1, again.stderr
     assert json.loads(again.stdout)["counts"]["done"] == 0
 
 

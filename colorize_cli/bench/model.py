@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from colorize_cli.settings import resolve_render_size
 from colorize_cli.settings import ColorSettings, RunSettings
 from colorize_cli.bench.spec import BenchError, Clock, engine_settings, read_job, run_jobs, run_settings
 
@@ -38,7 +39,7 @@ def _working(settings: RunSettings, model: Colorizer, jobs: list[Job]) -> tuple[
     """Every scan's working L* as the engine's readers make it, and the scans' total pixel count."""
     from colorize_cli.inference.predict import working_lightness, working_shape  # noqa: PLC0415
 
-    render = settings.color.render_size or model.render_size
+    render = resolve_render_size(settings.color.render_size, model.render_size)
     out, pixels = [], 0
     for job in jobs:
         gray = read_job(job, settings).gray
@@ -113,7 +114,7 @@ def stages(spec: dict) -> dict:
     settings, model, es, _ = _load(spec)
     jobs = run_jobs(settings)
     c, o = settings.color, settings.output
-    render = c.render_size or model.render_size
+    render = resolve_render_size(c.render_size, model.render_size)
     device = merge_device(model.predictor.device)
     totals: dict[str, float] = {}
     pixels = 0

@@ -19,11 +19,11 @@ def print_version(value: bool) -> None:
     if not value:
         return
     from colorize_cli import __version__  # noqa: PLC0415
-    from colorize_cli.models.paths import DEFAULT_WEIGHTS  # noqa: PLC0415
+    from colorize_cli.models.paths import DEFAULT_WEIGHTS, SHIPPED_WEIGHTS_LICENCE  # noqa: PLC0415
     from colorize_cli.run.plan import model_ref  # noqa: PLC0415
 
     ref = model_ref(DEFAULT_WEIGHTS)
-    typer.echo(f"colorize-cli {__version__}, model {ref.name} (sha256 {ref.sha256[:12]})")
+    typer.echo(f"colorize-cli {__version__} (code: Apache-2.0), model {ref.name} (sha256 {ref.sha256[:12]}; weights: {SHIPPED_WEIGHTS_LICENCE})")
     raise typer.Exit()
 
 

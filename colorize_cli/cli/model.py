@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from colorize_cli.settings import resolve_render_size
 from colorize_cli.cli.common import quiet_openmp
 from colorize_cli.models import ARCHS
 
@@ -92,7 +93,7 @@ def eval_cmd(
     baseline = None  # the gray baseline's scores, from the first pass
     for w in weights or [None]:
         model = load_model(w, device="cpu")
-        render = render_size or model.render_size
+        render = resolve_render_size(render_size, model.render_size)
         for flip in (False, True) if tta else (False,):
             t0 = time.perf_counter()
             m, g, items = evaluate(truth, model.predictor, ColorSettings(render_size=render, upsample=upsample, tta=flip), render, baseline)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from colorize_cli.models.paths import SHIPPED_WEIGHTS_LICENCE
+
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -28,6 +30,7 @@ def print_report(weights: Path | None, batch_size: int, json_out: bool) -> int:
     console.print(f"platform {report.platform}")
     sha = report.weights_sha256
     console.print(f"weights {report.weights}: " + (f"sha256 {sha} verified" if sha else f"[red]{report.weights_problem}[/red]"))
+    console.print(f"licence: code Apache-2.0; shipped weights {SHIPPED_WEIGHTS_LICENCE}")
     if not report.devices:
         console.print(f"[red]problem:[/red] {report.problems[0]}")
         return 1

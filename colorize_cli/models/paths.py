@@ -12,6 +12,9 @@ from importlib.resources import files
 from pathlib import Path
 
 DEFAULT_MODEL = "chromanet-v1.safetensors"
+# The shipped weights' licence, from their training photos' licences (weights/LICENSE-weights.md);
+# the code's licence (Apache-2.0) does not cover them.
+SHIPPED_WEIGHTS_LICENCE = "research and non-commercial use only (its training photos' licences; see LICENSE-weights.md)"
 
 
 def shipped_weights(name: str = DEFAULT_MODEL) -> Path:

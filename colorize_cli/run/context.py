@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from colorize_cli.run.plan import ModelRef, Plan
-from colorize_cli.settings import RunSettings
+from colorize_cli.settings import RunSettings, resolve_render_size
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,6 @@ class RunContext:
 def resolve_context(plan: Plan, model: ModelInfo, run_id: str) -> RunContext:
     """The one place a run's render size is decided; the settings key is the plan's."""
     s = plan.settings
-    return RunContext(settings=s, model=model.ref, render_size=render_size(s.color.render_size, model.render_size),
+    return RunContext(settings=s, model=model.ref, render_size=resolve_render_size(s.color.render_size, model.render_size),
                       settings_key=plan.settings_key, run_id=run_id)
 
-
-def render_size(asked: int, model_default: int) -> int:
-    """--render-size when given (above 0), else the model's own default."""
-    return asked if asked > 0 else model_default

@@ -57,12 +57,14 @@ class RunResult:
     manifest_error: str | None = None  # the manifest could not be appended to; the run stopped
     stale_temps: int = 0  # temp files of a killed earlier run, removed before starting
     lost: str | None = None  # why the executor stopped early (every Ray worker gone), if it did
+    previously_failed: int = 0  # files still failed from an earlier run, not retried by this one
 
     @property
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 1 if self.counts["failed"] or self.disk_full or self.manifest_error or self.lost else 0
+        failed = self.counts["failed"] or self.previously_failed
+        return 1 if failed or self.disk_full or self.manifest_error or self.lost else 0
 
 
 class Executor(Protocol):
@@ -114,6 +116,7 @@ class RunSession:
             ctx = resolve_context(plan, model, run_id)
             result = self.result
             result.counts["skipped"] = len(plan.skip) + len(plan.not_images)
+            result.previously_failed = sum(1 for _, why in plan.skip if why is Reason.FAILED)
             t0 = time.perf_counter()
             result.stale_temps = remove_stale_temps((job.output for job, _ in plan.todo + plan.skip), keep_owners=live_owners(s.out_root))
             with ManifestWriter(plan.manifest) as writer:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from colorize_cli.settings import resolve_render_size
 from colorize_cli.io.read.grayscale import luminance8
 from colorize_cli.inference.predict import Predictor, colorize_gray
 from colorize_cli.models import arch_spec
@@ -125,7 +126,7 @@ def calibrate_weights(
     model, info = load_model(weights)
     if not arch_spec(info.arch).calibrated_decoding:
         raise ValueError(f"{weights}: a {info.arch!r} model has no decoding to calibrate (ChromaNet has)")
-    render = render_size or int(model.default_render_size)
+    render = resolve_render_size(render_size, int(model.default_render_size))
     best, table = calibrate(model, photos, render, min_ratio, tta, min_vivid_ratio)
     with torch.no_grad():
         model.mix.fill_(best.mix)

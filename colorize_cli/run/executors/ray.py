@@ -39,9 +39,10 @@ from typing import Any
 
 from colorize_cli.discover.find import Job
 from colorize_cli.failures import Kind
-from colorize_cli.manifest import FileRecord, ManifestWriter, Reason, ResumeIndex, read_manifest
+from colorize_cli.manifest import FileRecord, ManifestWriter, Reason
 from colorize_cli.models.paths import DEFAULT_WEIGHTS
 from colorize_cli.run.context import ModelInfo, RunContext
+from colorize_cli.run.executors.receipts import adopt_receipts, receipts_root, remove_if_empty
 from colorize_cli.run.plan import ModelRef
 from colorize_cli.settings import RaySettings, RunSettings
 
@@ -75,48 +76,6 @@ def parse_workers(text: str) -> tuple[int, int]:
     if not 1 <= lo <= hi:
         raise ValueError(f"--workers {text}: need 1 <= N <= M")
     return lo, hi
-
-
-# --------------------------------------------------------------------------- receipts
-
-
-def receipts_root(manifest: Path) -> Path:
-    return manifest.with_name(f".{manifest.name}.receipts")
-
-
-def adopt_receipts(manifest: Path) -> int:
-    """Append to the manifest the done records of earlier runs whose driver died before it got
-    them (from their workers' receipts); returns how many. A record already in the manifest, or
-    superseded there by a later run, is left out. Failed records are not adopted: redoing a
-    failure costs little, and an orphan worker's failure may have been caused by this run."""
-    root = receipts_root(manifest)
-    if not root.is_dir():
-        return 0
-    index = ResumeIndex.load(manifest)
-    adopted = 0
-    with ManifestWriter(manifest) as writer:
-        for run_dir in sorted(root.iterdir()):
-            # Claimed by a rename first: a worker of that run still alive cannot open new receipts here.
-            claimed = run_dir if run_dir.name.endswith(".adopting") else run_dir.with_name(run_dir.name + ".adopting")
-            try:
-                os.replace(run_dir, claimed)
-            except OSError:
-                continue
-            for receipt in sorted(claimed.glob("*.jsonl")):
-                for raw in read_manifest(receipt):
-                    try:
-                        rec = FileRecord.from_dict(raw)
-                    except (TypeError, ValueError):
-                        continue
-                    latest = index.get(rec.input)
-                    if rec.status != "done" or (latest is not None and (latest.run_id or "") >= (rec.run_id or "")):
-                        continue
-                    writer.write(rec)
-                    index.add(rec)
-                    adopted += 1
-            shutil.rmtree(claimed, ignore_errors=True)
-    _remove_if_empty(root)
-    return adopted
 
 
 # --------------------------------------------------------------------------- the worker
@@ -376,21 +335,21 @@ class RayDriver:
             task.crashes += 1
             task.solo = True
             if task.crashes > self.rs.max_retries:
-                emit(_failed(task, ctx, CRASH_REASON))
+                emit(_failed(task, ctx, CRASH_REASON, Kind.CRASHED))
                 return
         for task in reversed(lost):
             task.solo = True
             self.queue.appendleft(task)
 
 
-def _failed(task: _Task, ctx: RunContext, reason: str) -> FileRecord:
+def _failed(task: _Task, ctx: RunContext, reason: str, kind: Kind = Kind.INTERNAL) -> FileRecord:
     """The driver's record for a file whose worker gave no record of its own."""
     try:
         st = os.stat(task.job.input)
         size, mtime = st.st_size, st.st_mtime
     except OSError:
         size = mtime = None
-    return FileRecord(input=task.job.rel.as_posix(), status="failed", reason=reason, kind=Kind.INTERNAL.value,
+    return FileRecord(input=task.job.rel.as_posix(), status="failed", reason=reason, kind=kind.value,
                       input_size=size, input_mtime=mtime, run_id=ctx.run_id, settings_key=ctx.settings_key)
 
 
@@ -449,11 +408,4 @@ class RayExecutor:
         """Receipts are kept until every record they hold is in the manifest."""
         if complete:
             shutil.rmtree(receipts_root(manifest) / run_id, ignore_errors=True)
-            _remove_if_empty(receipts_root(manifest))
-
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
+            remove_if_empty(receipts_root(manifest))
