@@ -14,14 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
+REPO = Path(__file__).resolve().parents[1]
+
 from colorize_cli.color import gray_to_lightness, rgb_to_lab
 from colorize_cli.merge.full_res import colorize_full_res
 from reference import reference_merge
+from sample_photos import photo_like_gray
 
-REPO = Path(__file__).resolve().parents[1]
-# the shared photo set lives beside the checkout (../shared/data/val), or beside the folder of worktrees
-VAL = next((p / "shared" / "data" / "val" for p in REPO.parents if (p / "shared" / "data" / "val").is_dir()),
-           REPO.parent / "shared" / "data" / "val")
 CPU = torch.device("cpu")
 
 
@@ -30,11 +29,8 @@ def _random_gray(h, w, dtype, seed):
     return np.random.default_rng(seed).integers(0, top + 1, (h, w)).astype(dtype)
 
 
-def _photo_gray(name, dtype, size=(240, 160)):
-    path = VAL / name
-    assert path.is_file(), f"{path} missing: the shared photo set (../shared/data/val) is needed"
-    img = Image.open(path).convert("L").resize(size, Image.Resampling.BICUBIC)
-    gray = np.asarray(img)
+def _photo_gray(seed, dtype, size=(240, 160)):
+    gray = photo_like_gray(*size, seed=seed)
     if dtype == np.uint16:  # fill the low byte too, so that 16-bit codes between 8-bit ones occur
         noise = np.random.default_rng(5).integers(0, 257, gray.shape)
         return np.clip(gray.astype(np.int64) * 257 + noise - 128, 0, 65535).astype(np.uint16)
@@ -54,12 +50,10 @@ def _codes(rgb_unit, dtype):
 
 
 def _images():
-    photos = sorted(p.name for p in VAL.glob("*.jpg"))[:2]
-    assert len(photos) == 2, f"no photos in {VAL}"
     for dtype in (np.uint8, np.uint16):
         yield f"random-{np.dtype(dtype).name}", _random_gray(90, 130, dtype, 3)
-        for name in photos:
-            yield f"{name}-{np.dtype(dtype).name}", _photo_gray(name, dtype)
+        for seed in (1, 2):
+            yield f"photo{seed}-{np.dtype(dtype).name}", _photo_gray(seed, dtype)
 
 
 IMAGES = list(_images())
@@ -110,8 +104,8 @@ def test_torch_kernel_strips_equal_one_strip():
         np.testing.assert_array_equal(colorize_full_res(gray, ab_small, 1.0, "guided", device=CPU, strip_rows=rows), whole)
 
 
-def test_kernel_keeps_lightness_on_a_real_photo():
-    gray = _photo_gray(sorted(p.name for p in VAL.glob("*.jpg"))[0], np.uint16)
+def test_kernel_keeps_lightness_on_a_photo_like_scan():
+    gray = _photo_gray(1, np.uint16)
     rgb = colorize_full_res(gray, _chroma(12, 18, 60.0, seed=4), 1.5, "guided", out_dtype=np.float32)
     lab = rgb_to_lab(rgb)
     lightness = gray_to_lightness(gray.astype(np.float32) / np.float32(65535))
@@ -144,12 +138,12 @@ def test_the_compiled_kernel_is_cached_in_the_users_cache_not_in_the_package(tmp
 
     import colorize_cli
 
-    package_cache = Path(colorize_cli.__file__).parent / "__pycache__"
-    before = {p.name: p.stat().st_mtime_ns for p in package_cache.glob("merge_cpu*.nb*")}
+    package_cache = Path(colorize_cli.__file__).parent / "merge" / "__pycache__"
+    before = {p.name: p.stat().st_mtime_ns for p in package_cache.glob("cpu*.nb*")}
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     subprocess.run([sys.executable, "-c", "from colorize_cli.merge.full_res import warm_up; warm_up()"], env=env, check=True, cwd=tmp_path)
-    cached = list((tmp_path / "cache" / "colorize-cli" / "numba").rglob("merge_cpu*.nbi"))
+    cached = list((tmp_path / "cache" / "colorize-cli" / "numba").rglob("cpu.*.nbi"))
     assert cached, sorted(p.name for p in (tmp_path / "cache").rglob("*"))
-    after = {p.name: p.stat().st_mtime_ns for p in package_cache.glob("merge_cpu*.nb*")}
+    after = {p.name: p.stat().st_mtime_ns for p in package_cache.glob("cpu*.nb*")}
     assert after == before  # nothing written beside the module

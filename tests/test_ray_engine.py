@@ -2,7 +2,7 @@
 the same outputs and manifest as the local engine, a bad file fails alone with its reason, a
 worker killed mid-run changes nothing, a file that kills its worker every time ends failed and
 the run ends, a driver's lost records are adopted from the workers' receipts, and a rerun
-redoes nothing. Scans are real black-and-white photos from ../shared/data/bw."""
+redoes nothing. Scans are photo-like gray JPEGs built by the test (tests/sample_photos.py)."""
 
 from __future__ import annotations
 
@@ -26,11 +26,10 @@ from typer.testing import CliRunner
 from colorize_cli.cli.app import app
 from colorize_cli.manifest import ResumeIndex, read_manifest
 from colorize_cli.run.executors.ray import CRASH_REASON
+from sample_photos import photo_like_gray
 from colorize_cli.run.executors.receipts import receipts_root
 
 REPO = Path(__file__).resolve().parents[1]
-# The shared test data sits beside the clone (CI) or beside the folder of worktrees.
-BW = next((p / "shared" / "data" / "bw" for p in REPO.parents if (p / "shared" / "data" / "bw").is_dir()), REPO.parent / "shared" / "data" / "bw")
 N_SCANS = 8
 BROKEN = "z-truncated.jpg"
 CLI = "import sys; from colorize_cli.cli.app import dir_main; sys.argv[0] = 'colorize-dir'; dir_main()"
@@ -85,13 +84,13 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def scans(tmp_path_factory) -> Path:
-    """N_SCANS real scans in two folders, and one JPEG cut in half."""
-    photos = sorted(BW.glob("*.jpg"))[:N_SCANS]
-    assert len(photos) == N_SCANS, f"{BW} must hold at least {N_SCANS} JPEG scans (the shared test data)"
+    """N_SCANS photo-like JPEG scans in two folders, and one JPEG cut in half."""
     root = tmp_path_factory.mktemp("scans")
-    for i, p in enumerate(photos):
+    photos = []
+    for i in range(N_SCANS):
         (root / f"box{i % 2}").mkdir(exist_ok=True)
-        shutil.copy(p, root / f"box{i % 2}" / p.name)
+        photos.append(root / f"box{i % 2}" / f"scan{i}.jpg")
+        Image.fromarray(photo_like_gray(320, 240, seed=i)).save(photos[-1], quality=90)
     data = photos[0].read_bytes()
     (root / BROKEN).write_bytes(data[: len(data) // 2])
     return root
