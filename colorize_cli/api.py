@@ -64,5 +64,5 @@ def executor_for(settings: RunSettings, model: Colorizer | None = None) -> Execu
         from colorize_cli.run.executors.ray import RayExecutor  # noqa: PLC0415
 
         return RayExecutor()
-    model = model or load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
+    model = model or load_model(settings.weights, settings.runtime.device, settings.runtime.fp32, settings.model_family)
     return LocalExecutor(model, default_engine_settings(settings.runtime.batch_size, model.device))

@@ -64,6 +64,7 @@ class RunSettings:
     input_root: Path
     out_root: Path
     weights: Path | None = None  # None: the shipped default model
+    model_family: str | None = None  # force the checkpoint's family (--model); None: detected from its keys
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = True

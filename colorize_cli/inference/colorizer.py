@@ -14,8 +14,9 @@ from torch import nn
 from colorize_cli.inference.devices import autocast_dtype, resolve_device
 from colorize_cli.inference.predict import Predictor
 from colorize_cli.models import check_model
+from colorize_cli.models.checkpoints import load_checkpoint
+from colorize_cli.models.spec import ModelSpec, model_spec
 from colorize_cli.models.weights import DEFAULT_WEIGHTS, ModelInfo
-from colorize_cli.models.weights import load_model as _load_weights
 
 
 @dataclass
@@ -31,6 +32,15 @@ class Colorizer:
     def render_size(self) -> int:
         return int(self.model.default_render_size)
 
+    @property
+    def spec(self) -> ModelSpec:
+        """What the pipeline must know to feed this model (input, size, tiling, dtypes)."""
+        return model_spec(self.model)
+
+    @property
+    def family(self) -> str:
+        return self.spec.family
+
 
 def from_module(model: nn.Module, info: ModelInfo, device: str = "auto", fp32: bool = False) -> Colorizer:
     """Wrap an in-memory model (e.g. one just trained, or a test's tiny network); it must have
@@ -38,11 +48,13 @@ def from_module(model: nn.Module, info: ModelInfo, device: str = "auto", fp32: b
     check_model(model)
     dev = resolve_device(device)
     model = model.eval().to(dev).to(memory_format=torch.channels_last)
-    return Colorizer(model, info, dev, Predictor(model, dev, autocast_dtype(dev, fp32)))
+    return Colorizer(model, info, dev, Predictor(model, dev, autocast_dtype(dev, fp32, model_spec(model).dtypes_for(dev.type))))
 
 
-def load_model(weights: Path | None = None, device: str = "auto", fp32: bool = False) -> Colorizer:
-    """Load and verify a weights file (default: the shipped model) onto a device."""
+def load_model(weights: Path | None = None, device: str = "auto", fp32: bool = False, family: str | None = None) -> Colorizer:
+    """Load a weights file onto a device: the shipped model by default (its sha256 verified), or a
+    user's checkpoint of any registered family (detected from its keys, or forced by ``family``),
+    loaded safely (no pickle runs code) and hashed."""
     dev = resolve_device(device)
-    model, info = _load_weights(weights or DEFAULT_WEIGHTS, dev)
+    model, info = load_checkpoint(weights or DEFAULT_WEIGHTS, family=family, device=dev)
     return from_module(model, info, str(dev), fp32)

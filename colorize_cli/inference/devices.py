@@ -34,12 +34,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast_dtype(device: torch.device, fp32: bool) -> torch.dtype | None:
-    """Half precision on CUDA unless --fp32: bfloat16 where the GPU has it (no overflow), else float16.
-    None means full precision (CPU and MPS: their half paths are slower or unsupported here)."""
+def autocast_dtype(device: torch.device, fp32: bool, allowed: tuple[str, ...] = ("bfloat16", "float16", "float32")) -> torch.dtype | None:
+    """Half precision on CUDA unless --fp32, among the dtypes the model declares for the device
+    (its ModelSpec), in its order: bfloat16 where the GPU has it (no overflow), float16 if the
+    model allows it. None means full precision (CPU and MPS: their half paths are slower or
+    unsupported here; a model that declares only float32)."""
     if fp32 or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    for name in allowed:
+        if name == "float32":
+            return None
+        if name == "bfloat16" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        if name == "float16":
+            return torch.float16
+    return None
 
 
 @contextlib.contextmanager

@@ -20,12 +20,19 @@ class ModelRef:
 
     path: Path
     name: str
-    sha256: str
+    sha256: str  # the file's own digest: part of the settings key, so changing model redoes files
+    family: str = "chromanet"
 
 
 def model_ref(weights: Path) -> ModelRef:
-    """Name and recorded digest of a weights file, from its `.sha256` sidecar (verified at load)."""
-    return ModelRef(path=weights, name=weights.stem, sha256=recorded_digest(weights) or "unknown")
+    """Name and digest of a weights file, without loading it: the `.sha256` sidecar's (verified
+    at load), or the file hashed (a user's checkpoint comes without one)."""
+    digest = recorded_digest(weights)
+    if digest is None and weights.is_file():
+        from colorize_cli.io.fsutil import sha256_file  # noqa: PLC0415
+
+        digest = sha256_file(weights)
+    return ModelRef(path=weights, name=weights.stem, sha256=digest or "unknown", family="")
 
 
 @dataclass

@@ -81,7 +81,7 @@ class LocalExecutor:
         if self.es.torch_threads:
             torch.set_num_threads(self.es.torch_threads)
         info = self.model.info
-        return ModelInfo(ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), info.name, info.sha256), self.model.render_size)
+        return ModelInfo(ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), info.name, info.sha256, self.model.family), self.model.render_size)
 
     def finished(self, manifest: Path, run_id: str, complete: bool) -> None:
         return None

@@ -97,14 +97,14 @@ class ColorizeWorker:
         from colorize_cli.run.executors.local import default_engine_settings  # noqa: PLC0415
 
         try:
-            self.model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32)
+            self.model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32, settings.model_family)
         except (WeightsError, DeviceError) as e:  # told to the driver, which stops with the local engine's words
             self.info = {"error": str(e)}
             return
         self.batch_size = default_engine_settings(settings.runtime.batch_size, self.model.device).batch_size
         self.processor: Any = None
         self.receipt = receipts_root(Path(manifest)) / run_id / f"{socket.gethostname()}-{os.getpid()}.jsonl"
-        self.info = {"model": self.model.info.name, "sha256": self.model.info.sha256, "render": self.model.render_size,
+        self.info = {"model": self.model.info.name, "sha256": self.model.info.sha256, "family": self.model.family, "render": self.model.render_size,
                      "device": str(self.model.device), "host": socket.gethostname(), "pid": os.getpid(), "threads": torch.get_num_threads()}
 
     def ready(self) -> dict:
@@ -395,7 +395,7 @@ class RayExecutor:
         self.driver = RayDriver(self.ray, settings)
         info = self.driver.start_workers(manifest, run_id)
         adopt_receipts(manifest)  # before planning: outputs finished after an earlier driver died are not redone
-        return ModelInfo(ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), info["model"], info["sha256"]), info["render"])
+        return ModelInfo(ModelRef(Path(settings.weights or DEFAULT_WEIGHTS), info["model"], info["sha256"], info["family"]), info["render"])
 
     def execute(self, ctx: RunContext, todo: Sequence[tuple[Job, Reason]], emit: Callable[[FileRecord], None], stop: Any) -> int:
         assert self.driver is not None, "start() first"
