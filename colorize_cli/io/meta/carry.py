@@ -30,11 +30,14 @@ from colorize_cli import __version__
 from colorize_cli.io.meta import irb
 from colorize_cli.io.meta import provenance
 from colorize_cli.io.meta import tiff_ifd
-from colorize_cli.io.meta.source import EXIF_HEADER, ORIENTATION, RES_UNIT, STRUCTURAL_TAGS, X_RES, Y_RES, Metadata, one_line
+from colorize_cli.io.meta.source import APP13_HEADER, EXIF_HEADER, ORIENTATION, RES_UNIT, STRUCTURAL_TAGS, X_RES, Y_RES, Metadata, one_line
 from colorize_cli.io.meta.tiff_ifd import ASCII, LONG, RATIONAL, SHORT, Directory, Entry, pack
 
 SOFTWARE = f"colorize-cli {__version__}"
 JPEG_SEGMENT_MAX = 65533  # payload of one JPEG APPn segment, length field included
+# How far into an EXIF block (PNG eXIf, WebP, JPEG 2000) a MakerNote may have to stand; beyond,
+# the zero bytes before it would cost more than the note is worth (a TIFF page's note, far in).
+_MAKER_NOTE_REACH = 1 << 20
 _DESCRIPTION, _SOFTWARE = 0x010E, 0x0131
 _PIXEL_X, _PIXEL_Y, _MAKER_NOTE, _YCBCR_POSITIONING = 0xA002, 0xA003, 0x927C, 0x0213
 _MARKER_RE = re.compile(rb"\s*\[colorized by colorize-cli [^\]]*\]\s*$")
@@ -57,6 +60,10 @@ class Carried:
     iptc_type: int | None  # ... with the field type the input gave it
     text: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    # a JPEG output of a JPEG input: every APPn/COM segment to write, in order, (marker, payload),
+    # and the trailer after EOI (`_jpeg_segments`); None: the writer's own segments
+    jpeg_segments: list[tuple[int, bytes]] | None = None
+    jpeg_trailer: bytes = b""
 
     @property
     def exif(self) -> bytes | None:
@@ -117,10 +124,7 @@ def carry(
 
     photoshop, iptc, iptc_type = None, None, None
     if fmt == "JPEG":
-        photoshop = irb.carried(meta.photoshop, meta.iptc)
-        if photoshop and len(photoshop) + 16 > JPEG_SEGMENT_MAX:
-            notes.append(f"IPTC and Photoshop resources dropped: {len(photoshop)} bytes is too long for one JPEG segment")
-            photoshop = None
+        photoshop = irb.carried(meta.photoshop, meta.iptc)  # in as many APP13 segments as it needs
     elif fmt == "TIFF":
         if meta.iptc_type is not None:
             iptc, iptc_type = meta.iptc, meta.iptc_type
@@ -141,7 +145,83 @@ def carry(
             notes.append(f"text chunks dropped: {', '.join(dropped_keys)} ({fmt} has no text chunks)")
         text = {k: v for k, v in text.items() if k in kept}
 
-    return Carried(tags, icc or srgb_profile(), meta.dpi, xmp, photoshop, iptc, iptc_type, text, notes)
+    out = Carried(tags, icc or srgb_profile(), meta.dpi, xmp, photoshop, iptc, iptc_type, text, notes)
+    if fmt == "JPEG" and meta.jpeg_segments is not None:
+        out.jpeg_segments, out.jpeg_trailer = _jpeg_segments(meta, out, notes)
+    return out
+
+
+_XMP_ID, _XMP_EXT_ID = b"http://ns.adobe.com/xap/1.0/\x00", b"http://ns.adobe.com/xmp/extension/\x00"
+_ICC_ID, _MPF_ID = b"ICC_PROFILE\x00", b"MPF\x00"
+_MAX_PAYLOAD = JPEG_SEGMENT_MAX - 2  # a segment's payload, without its length field
+
+
+def _segment_kind(marker: int, payload: bytes) -> str:
+    for kind, m, head in (("jfif", 0xE0, b"JFIF\x00"), ("jfxx", 0xE0, b"JFXX\x00"), ("exif", 0xE1, EXIF_HEADER),
+                          ("xmp", 0xE1, _XMP_ID), ("icc", 0xE2, _ICC_ID), ("mpf", 0xE2, _MPF_ID),
+                          ("photoshop", 0xED, APP13_HEADER), ("adobe", 0xEE, b"Adobe")):
+        if marker == m and payload.startswith(head):
+            return kind
+    return "other"
+
+
+def jpeg_chunks(marker: int, head: bytes, data: bytes, numbered: bool = False) -> list[tuple[int, bytes]]:
+    """`data` in as many segments as it needs, each led by `head` (ICC's also by its chunk
+    number and count)."""
+    room = _MAX_PAYLOAD - len(head) - (2 if numbered else 0)
+    parts = [data[i : i + room] for i in range(0, len(data), room)] or [b""]
+    if numbered:
+        return [(marker, head + bytes([i + 1, len(parts)]) + part) for i, part in enumerate(parts)]
+    return [(marker, head + part) for part in parts]
+
+
+def _jpeg_segments(meta: Metadata, c: Carried, notes: list[str]) -> tuple[list[tuple[int, bytes]], bytes]:
+    """A JPEG input's own segments for its JPEG output: each byte for byte, in its place, but for
+    what must change: EXIF, XMP, ICC and Photoshop resources become the carried ones (in the
+    first such segment's place; added after the leading APP0/APP1 segments when the input had
+    none), the JFIF and JFXX thumbnails and the MPF index go (they describe gray pixels or
+    images not written), and the Adobe segment's colour transform says YCbCr, as the new
+    codestream is. The trailer after EOI is kept, but for an MPO's other images."""
+    ours = {
+        "exif": [(0xE1, c.exif)] if c.exif else [],
+        "xmp": [(0xE1, _XMP_ID + c.xmp)] if c.xmp else [],
+        "icc": jpeg_chunks(0xE2, _ICC_ID, c.icc_profile, numbered=True) if c.icc_profile else [],
+        "photoshop": jpeg_chunks(0xED, APP13_HEADER, c.photoshop) if c.photoshop else [],
+    }
+    out: list[tuple[int, bytes]] = []
+    placed: set[str] = set()
+    trailer = meta.jpeg_trailer
+    for marker, payload in meta.jpeg_segments or []:
+        if marker == 0:
+            notes.append(f"{len(payload)} stray bytes between the input's JPEG segments (no part of any) dropped")
+            continue
+        kind = _segment_kind(marker, payload)
+        if kind in ("icc", "photoshop") or (kind in ours and kind not in placed):
+            if kind not in placed:
+                out += ours[kind]
+                placed.add(kind)
+            continue  # an ICC profile's or resource block's later chunks are part of it
+        if kind == "jfif" and len(payload) >= 14 and payload[12] and payload[13]:
+            payload = payload[:12] + b"\x00\x00"
+            notes.append("JFIF thumbnail dropped (it showed the gray original)")
+        elif kind == "jfxx":
+            notes.append("JFXX thumbnail segment dropped (it showed the gray original)")
+            continue
+        elif kind == "mpf":
+            if trailer:
+                notes.append(f"MPF index and the {len(trailer)} bytes after the first image (the other images "
+                             "of the MPO, not colorized) dropped")
+            trailer = b""
+            continue
+        elif kind == "adobe" and len(payload) >= 12:
+            payload = payload[:11] + b"\x01" + payload[12:]  # ColorTransform: YCbCr, as written
+        out.append((marker, payload))
+    at = 0
+    while at < len(out) and out[at][0] in (0xE0, 0xE1):
+        at += 1
+    missing = [seg for kind in ("exif", "xmp", "icc", "photoshop") if kind not in placed for seg in ours[kind]]
+    out[at:at] = missing
+    return out, trailer
 
 
 def _ascii(order: str, text: bytes) -> Entry:
@@ -154,6 +234,8 @@ def _carry_tags(meta: Metadata, fmt: str, width: int, height: int, model_name: s
     if meta.exif_error:
         notes.append(f"EXIF dropped: {meta.exif_error}")
         fresh = True
+    elif meta.tiff_tags is not None:
+        d = meta.tiff_tags
     elif meta.exif:
         try:
             d = tiff_ifd.parse_exif(meta.exif)
@@ -187,6 +269,11 @@ def _carry_tags(meta: Metadata, fmt: str, width: int, height: int, model_name: s
             kind = SHORT if tag in exif and exif[tag].type == SHORT and value < 65536 else LONG
             exif[tag] = pack(order, kind, value)
     out = Directory(order, tags, exif, dict(d.gps), dict(d.interop))
+    origin = tiff_ifd.maker_note_origin(out)
+    if origin and fmt not in ("TIFF", "JPEG") and sum(origin) > _MAKER_NOTE_REACH:
+        del out.exif[_MAKER_NOTE]  # a JPEG's segment limit is _fit_jpeg's to judge
+        notes.append(f"EXIF MakerNote dropped: its offsets need it {origin[0]} bytes into the EXIF block "
+                     f"(where it stood in the input), which would pad the {fmt} file with that many bytes")
     if fmt == "TIFF":
         dropped = [tag_name(ifd, t) for ifd, ts in _NOT_IN_TIFF.items() for t in ts if getattr(out, ifd).pop(t, None)]
         if dropped:
@@ -212,8 +299,13 @@ def _fit_jpeg(d: Directory, notes: list[str]) -> Directory | None:
     """A JPEG APP1 segment holds 64 KiB; a maker note is the usual culprit, so it goes first."""
     if len(tiff_ifd.exif_block(d)) + 8 <= JPEG_SEGMENT_MAX:
         return d
+    origin = tiff_ifd.maker_note_origin(d)
     if d.exif.pop(_MAKER_NOTE, None) is not None and len(tiff_ifd.exif_block(d)) + 8 <= JPEG_SEGMENT_MAX:
-        notes.append("EXIF MakerNote dropped: EXIF too long for a JPEG segment")
+        if origin and origin[1] + 64 < JPEG_SEGMENT_MAX < sum(origin) + 8:  # it fits, but not where it must stand
+            notes.append(f"EXIF MakerNote dropped: its offsets need it {origin[0]} bytes into the EXIF block "
+                         "(where it stood in the input), past the end of a JPEG segment")
+        else:
+            notes.append("EXIF MakerNote dropped: EXIF too long for a JPEG segment")
         return d
     notes.append(f"EXIF dropped: {len(tiff_ifd.exif_block(d)) + 6} bytes is too long for a JPEG segment")
     return None

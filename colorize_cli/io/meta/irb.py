@@ -29,9 +29,10 @@ def parse(data: bytes) -> dict[int, tuple[bytes, bytes]]:
 
 
 def build(resources: dict[int, tuple[bytes, bytes]]) -> bytes:
-    """The block for these resources, in id order, each padded to even length."""
+    """The block for these resources, in the order given (a parsed block's own), each padded to
+    even length."""
     out = bytearray()
-    for rid in sorted(resources):
+    for rid in resources:
         name, data = resources[rid]
         pascal = bytes([len(name)]) + name
         out += b"8BIM" + struct.pack(">H", rid) + pascal + (b"\x00" if len(pascal) % 2 else b"")

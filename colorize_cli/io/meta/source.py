@@ -28,7 +28,7 @@ XMP_TAG, IPTC_TAG, ICC_TAG, PHOTOSHOP_TAG = 700, 33723, 34675, 34377
 STRUCTURAL_TAGS = frozenset(
     {
         254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284,
-        292, 293, 301, 317, 318, 319, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341,
+        292, 293, 301, 317, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341,
         347, 512, 513, 514, 515, 517, 518, 519, 520, 521, 529, 530, 532,
         XMP_TAG, IPTC_TAG, ICC_TAG, PHOTOSHOP_TAG, 37724,  # XMP, IPTC, ICC, Photoshop IRB, layers
         tiff_ifd.EXIF_IFD, tiff_ifd.GPS_IFD, tiff_ifd.INTEROP_IFD,  # pointers: rebuilt by the writer
@@ -41,6 +41,9 @@ class Metadata:
     """Everything a scan (or one page of it) carries besides pixels, as read from the file."""
 
     exif: bytes | None = None  # b"Exif\0\0" + TIFF-structured EXIF, as found (may be corrupt)
+    # a TIFF page's descriptive tags as read, each out-of-line value knowing its file offset
+    # (its MakerNote is written there again); None for other formats, whose EXIF is `exif`
+    tiff_tags: Directory | None = None
     exif_error: str | None = None  # why the EXIF could not even be gathered from the file
     icc_profile: bytes | None = None
     dpi: tuple[float, float] | None = None  # only when the file states a unit (inch or cm)
@@ -50,6 +53,10 @@ class Metadata:
     photoshop: bytes | None = None  # the Photoshop image resource block, as stored
     text: dict[str, str] = field(default_factory=dict)  # PNG text chunks (iTXt keeps .lang/.tkey); JPEG COM as "Comment"
     orientation: int = 1  # EXIF orientation of the stored pixels, 1..8
+    # a JPEG's APPn and COM segments as stored, (marker, payload) in file order, and the bytes
+    # after its EOI: a JPEG output gets them back byte for byte, but for what must change
+    jpeg_segments: list[tuple[int, bytes]] | None = None
+    jpeg_trailer: bytes = b""
     source_format: str = ""  # the input's format (JPEG, TIFF, ...)
 
     @property
@@ -121,8 +128,9 @@ def _from_tiff_page(meta: Metadata, page: Directory) -> None:
     tags = page.tags
     if ICC_TAG in tags:
         meta.icc_profile = tags[ICC_TAG].data
-    if XMP_TAG in tags:
-        meta.xmp = tags[XMP_TAG].data.rstrip(b"\x00") or None
+    if XMP_TAG in tags:  # trailing NULs pad a UTF-8 packet; in UTF-16/32 they may be its last character
+        xmp = tags[XMP_TAG].data
+        meta.xmp = (xmp.rstrip(b"\x00") if xmp_encoding(xmp) == "utf-8" else xmp) or None
     if PHOTOSHOP_TAG in tags:
         meta.photoshop = tags[PHOTOSHOP_TAG].data
         meta.iptc = irb.parse(meta.photoshop).get(irb.IPTC, (b"", b""))[1] or None
@@ -130,7 +138,75 @@ def _from_tiff_page(meta: Metadata, page: Directory) -> None:
         meta.iptc, meta.iptc_type = tags[IPTC_TAG].data, tags[IPTC_TAG].type
     kept = Directory(page.order, {t: e for t, e in tags.items() if t not in STRUCTURAL_TAGS}, page.exif, page.gps, page.interop)
     if kept.tags or kept.exif or kept.gps:
-        meta.exif = EXIF_HEADER + tiff_ifd.exif_block(kept)
+        meta.tiff_tags = kept
+        meta.exif = EXIF_HEADER + tiff_ifd.exif_block(kept, pin=False)
+
+
+APP13_HEADER = b"Photoshop 3.0\x00"
+# XMP may be UTF-16 or UTF-32 (XMP spec part 3, 1.1.1): known by its first character, "<".
+_XMP_ENCODINGS = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"), (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"), (b"\x00<", "utf-16-be"),
+    (b"<\x00", "utf-16-le"),
+)  # fmt: skip
+
+
+def xmp_encoding(xmp: bytes) -> str:
+    """"utf-8", or the UTF-16/32 an XMP packet is stored in."""
+    return next((name for head, name in _XMP_ENCODINGS if xmp.startswith(head)), "utf-8")
+
+
+def jpeg_structure(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """A JPEG's APPn/COM segments before its first scan, (marker, payload) in file order (marker
+    0: stray bytes between segments, which decoders skip), and whatever follows its EOI (a trailer: AFCP, PhotoMechanic, an MPO's other images...).
+    Raises ValueError on a structure it cannot follow."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("no SOI")
+    segments: list[tuple[int, bytes]] = []
+    pos, scanning = 2, False
+    size = len(data)
+    while pos < size:
+        if data[pos] != 0xFF:
+            following = data.find(b"\xff", pos)  # entropy-coded data, or junk a decoder skips
+            if following < 0:
+                raise ValueError("no EOI")
+            if not scanning:  # (0, junk): bytes between segments, no part of any (a mis-stated length)
+                segments.append((0, bytes(data[pos:following])))
+            pos = following
+            continue
+        marker = data[pos + 1] if pos + 1 < size else -1
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x00 or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # stuffed byte, RSTn, TEM
+            pos += 2
+            continue
+        if marker == 0xD9:
+            return segments, data[pos + 2 :]
+        if marker < 0 or pos + 4 > size:
+            raise ValueError("cut short")
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        if length < 2 or pos + 2 + length > size:
+            raise ValueError(f"segment at {pos} runs past the end")
+        if not scanning and (0xE0 <= marker <= 0xEF or marker == 0xFE):
+            segments.append((marker, bytes(data[pos + 4 : pos + 2 + length])))
+        if marker == 0xDA:
+            scanning = True
+        pos += 2 + length
+    raise ValueError("no EOI")
+
+
+def add_jpeg_segments(meta: Metadata, data: bytes) -> None:
+    """A JPEG's own segments and trailer, and its Photoshop resources as stored (every APP13
+    segment's, in order; Pillow's view of them turns ResolutionInfo into numbers)."""
+    try:
+        meta.jpeg_segments, meta.jpeg_trailer = jpeg_structure(data)
+    except (ValueError, IndexError, struct.error):
+        return
+    app13 = b"".join(p[len(APP13_HEADER) :] for m, p in meta.jpeg_segments if m == 0xED and p.startswith(APP13_HEADER))
+    if app13:
+        meta.photoshop = app13
+        meta.iptc = irb.parse(app13).get(irb.IPTC, (b"", b""))[1] or meta.iptc
 
 
 _JP2_UUIDS = {
@@ -227,7 +303,8 @@ def _exif_dpi(meta: Metadata) -> tuple[float, float] | None:
 def _photoshop(img: Image.Image) -> bytes | None:
     resources = img.info.get("photoshop")
     if isinstance(resources, dict) and resources:
-        return irb.build({int(rid): (b"", bytes(data)) for rid, data in resources.items()})
+        # Pillow turns ResolutionInfo into numbers; a JPEG's resources are read raw (add_jpeg_segments)
+        return irb.build({int(rid): (b"", bytes(data)) for rid, data in resources.items() if isinstance(data, bytes)})
     return None
 
 

@@ -10,11 +10,13 @@ every IFD ends with its 4-byte next-IFD offset, every out-of-line value starts o
 
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 EXIF_IFD, GPS_IFD, INTEROP_IFD = 0x8769, 0x8825, 0xA005
+MAKER_NOTE = 0x927C
 BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED = 1, 2, 3, 4, 5, 7
 # Bytes per value of each TIFF field type (BigTIFF's 16-18 cannot go into a classic TIFF).
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
@@ -33,6 +35,9 @@ class Entry:
     type: int
     count: int
     data: bytes
+    # Where the value stood in the structure it was read from (offset from its TIFF header) when
+    # it was stored out of line: a MakerNote is laid out there again (`MAKER_NOTE`).
+    origin: int | None = field(default=None, compare=False, repr=False)
 
     def values(self, order: str) -> tuple:
         """The numbers of a numeric entry (rationals as (numerator, denominator) pairs)."""
@@ -117,13 +122,14 @@ def read_ifd(read: Reader, offset: int, order: str, big: bool = False) -> tuple[
         if size is None:
             continue
         length = size * count
+        where = None
         if length <= inline:
             data = table[at + entry_size - inline : at + entry_size - inline + length]
         else:
             (where,) = struct.unpack_from(order + ("Q" if big else "I"), table, at + entry_size - inline)
             data = read(where, length)
         if len(data) == length:
-            entries[tag] = Entry(kind, count, bytes(data))
+            entries[tag] = Entry(kind, count, bytes(data), where)
     tail = table[n * entry_size : n * entry_size + inline]
     following = struct.unpack(order + ("Q" if big else "I"), tail)[0] if len(tail) == inline else 0
     return entries, following
@@ -168,9 +174,38 @@ def parse_exif(block: bytes) -> Directory:
 # ------------------------------------------------------------------------------------- writing
 
 
-def ifd_bytes(entries: dict[int, Entry], start: int, order: str, next_ifd: int = 0) -> bytes:
+class Space:
+    """The byte ranges of a TIFF structure being laid out: pieces pinned where they must stand
+    (a MakerNote at its original offset), everything else put first-fit into the gaps, each on
+    a word boundary. Offsets count from the TIFF header."""
+
+    def __init__(self, start: int = 8) -> None:
+        self.used: list[tuple[int, int]] = [(0, start)]  # sorted, non-overlapping [begin, end)
+
+    def reserve(self, at: int, size: int) -> bool:
+        """Claim [at, at + size); False (nothing claimed) when any of it is taken."""
+        if at < 0 or size <= 0 or any(a < at + size and at < b for a, b in self.used):
+            return False
+        bisect.insort(self.used, (at, at + size))
+        return True
+
+    def take(self, size: int) -> int:
+        """The lowest free even offset with room for `size` bytes, claimed."""
+        at = 0
+        for a, b in self.used:
+            if at + size <= a:
+                break
+            at = max(at, b + (b % 2))
+        bisect.insort(self.used, (at, at + max(size, 1)))
+        return at
+
+
+def ifd_bytes(entries: dict[int, Entry], start: int, order: str, next_ifd: int = 0,
+              pinned: dict[int, int] | None = None) -> bytes:
     """One classic-TIFF IFD placed at `start`: entries sorted by tag, the next-IFD offset, then
-    the values that do not fit in 4 bytes, each on a word boundary."""
+    the values that do not fit in 4 bytes, each on a word boundary. A `pinned` tag's value is
+    not among them: it stands at the offset given (laid out by the caller)."""
+    pinned = pinned or {}
     tags = sorted(t for t, e in entries.items() if e.type in _CLASSIC_TYPES)
     table = bytearray(struct.pack(order + "H", len(tags)))
     values = bytearray()
@@ -180,6 +215,8 @@ def ifd_bytes(entries: dict[int, Entry], start: int, order: str, next_ifd: int =
         table += struct.pack(order + "HHI", tag, e.type, e.count)
         if len(e.data) <= 4:
             table += e.data.ljust(4, b"\x00")
+        elif tag in pinned:
+            table += struct.pack(order + "I", pinned[tag])
         else:
             table += struct.pack(order + "I", values_at + len(values))
             values += e.data + (b"\x00" if len(e.data) % 2 else b"")
@@ -187,13 +224,34 @@ def ifd_bytes(entries: dict[int, Entry], start: int, order: str, next_ifd: int =
     return bytes(table + values)
 
 
-def directory_bytes(d: Directory, start: int, extra: dict[int, Entry] | None = None) -> tuple[bytes, int]:
-    """`d` laid out from `start` (an even offset): its IFD (with `extra` entries added, e.g.
-    strip offsets), then its Exif, Interop and GPS IFDs. Returns the bytes and where, inside
-    them, the main IFD's next-IFD offset is (for chaining pages)."""
+def maker_note_origin(d: Directory) -> tuple[int, int] | None:
+    """(offset, length) where `d`'s MakerNote stood in the structure it was read from, or None.
+    Many makers' notes (Canon, Sony, Panasonic, Pentax, old Olympus...) point at their own
+    values by offsets from the TIFF header, so the block is only right where it was."""
+    e = d.exif.get(MAKER_NOTE)
+    if e is None or e.origin is None or len(e.data) <= 4 or e.type not in _CLASSIC_TYPES:
+        return None
+    return e.origin, len(e.data)
+
+
+def place_directory(d: Directory, space: Space, extra: dict[int, Entry] | None = None, pin: bool = True,
+                    maker_note_at: int | None = None) -> tuple[list[tuple[int, bytes]], int, int]:
+    """Lay out `d` in `space`: its IFD (with `extra` entries added, e.g. strip offsets), its
+    Exif, Interop and GPS IFDs, and, when `pin`, its MakerNote at the offset it had (when that
+    is free; `maker_note_at`: the caller already wrote it there). Returns the pieces as
+    (offset, bytes), the main IFD's offset and the offset of its next-IFD field (for chaining
+    pages)."""
     order = d.order
     main = {**d.tags, **(extra or {})}
     exif = dict(d.exif)
+    pieces: list[tuple[int, bytes]] = []
+    pinned: dict[int, int] = {}
+    origin = maker_note_origin(d) if pin else None
+    if maker_note_at is not None and MAKER_NOTE in exif:
+        pinned[MAKER_NOTE] = maker_note_at
+    elif origin and space.reserve(*origin):
+        pinned[MAKER_NOTE] = origin[0]
+        pieces.append((origin[0], exif[MAKER_NOTE].data))
     placeholder = pack(order, LONG, 0)
     if d.exif or d.interop:
         main[EXIF_IFD] = placeholder
@@ -202,30 +260,40 @@ def directory_bytes(d: Directory, start: int, extra: dict[int, Entry] | None = N
     if d.interop:
         exif[INTEROP_IFD] = placeholder
 
-    def size(entries: dict[int, Entry]) -> int:
-        return len(ifd_bytes(entries, 0, order))
+    def size(entries: dict[int, Entry], pins: dict[int, int] | None = None) -> int:
+        return len(ifd_bytes(entries, 0, order, pinned=pins))
 
-    at = start + size(main)
-    exif_at = at if (d.exif or d.interop) else 0
-    at += size(exif) if exif_at else 0
-    interop_at = at if d.interop else 0
-    at += size(d.interop) if interop_at else 0
-    gps_at = at if d.gps else 0
+    main_at = space.take(size(main))
+    exif_at = space.take(size(exif, pinned)) if (d.exif or d.interop) else 0
+    interop_at = space.take(size(d.interop)) if d.interop else 0
+    gps_at = space.take(size(d.gps)) if d.gps else 0
     if exif_at:
         main[EXIF_IFD] = pack(order, LONG, exif_at)
     if gps_at:
         main[GPS_IFD] = pack(order, LONG, gps_at)
     if interop_at:
         exif[INTEROP_IFD] = pack(order, LONG, interop_at)
-    out = ifd_bytes(main, start, order)
-    next_at = 2 + 12 * sum(1 for e in main.values() if e.type in _CLASSIC_TYPES)
-    for offset, entries in ((exif_at, exif), (interop_at, d.interop), (gps_at, d.gps)):
+    pieces.append((main_at, ifd_bytes(main, main_at, order)))
+    for offset, entries, pins in ((exif_at, exif, pinned), (interop_at, d.interop, None), (gps_at, d.gps, None)):
         if offset:
-            out += ifd_bytes(entries, offset, order)
-    return out, next_at
+            pieces.append((offset, ifd_bytes(entries, offset, order, pinned=pins)))
+    next_at = main_at + 2 + 12 * sum(1 for e in main.values() if e.type in _CLASSIC_TYPES)
+    return pieces, main_at, next_at
 
 
-def exif_block(d: Directory) -> bytes:
-    """A TIFF-structured EXIF block (no b"Exif\\0\\0"): header, then `d` from offset 8."""
+def assemble(pieces: list[tuple[int, bytes]], start: int = 0) -> bytes:
+    """The pieces as one run of bytes from `start`, gaps zero-filled."""
+    end = max((at + len(data) for at, data in pieces), default=start)
+    out = bytearray(end - start)
+    for at, data in pieces:
+        out[at - start : at - start + len(data)] = data
+    return bytes(out)
+
+
+def exif_block(d: Directory, pin: bool = True) -> bytes:
+    """A TIFF-structured EXIF block (no b"Exif\\0\\0"): header, then `d` from offset 8, its
+    MakerNote (when `pin`) at the offset it had in the block it came from."""
     head = (b"II*\x00" if d.order == "<" else b"MM\x00*") + struct.pack(d.order + "I", 8)
-    return head + directory_bytes(d, 8)[0]
+    pieces, main_at, _ = place_directory(d, Space(8), pin=pin)
+    head = head[:4] + struct.pack(d.order + "I", main_at)
+    return assemble([(0, head), *pieces])

@@ -13,7 +13,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from colorize_cli.io.meta.carry import Carried
+from colorize_cli.io.meta.carry import Carried, jpeg_chunks
+from colorize_cli.io.meta.source import APP13_HEADER
 
 
 def encode_pillow(fp: BinaryIO, pixels: np.ndarray, fmt: str, quality: int, carried: Carried) -> None:
@@ -21,12 +22,28 @@ def encode_pillow(fp: BinaryIO, pixels: np.ndarray, fmt: str, quality: int, carr
     kwargs = carried.save_kwargs(fmt)
     if fmt in ("JPEG", "WEBP"):
         kwargs["quality"] = int(quality)
-    if fmt == "JPEG" and carried.photoshop:
+    if fmt == "JPEG" and carried.jpeg_segments is not None:  # a JPEG's own segments, as carry.py decided
+        buf = io.BytesIO()
+        img.save(buf, fmt, quality=int(quality))
+        fp.write(with_segments(buf.getvalue(), carried.jpeg_segments, carried.jpeg_trailer))
+    elif fmt == "JPEG" and carried.photoshop:
         buf = io.BytesIO()
         img.save(buf, fmt, **kwargs)
-        fp.write(insert_jpeg_segment(buf.getvalue(), 0xED, b"Photoshop 3.0\x00" + carried.photoshop))
+        data = buf.getvalue()
+        for marker, payload in reversed(jpeg_chunks(0xED, APP13_HEADER, carried.photoshop)):
+            data = insert_jpeg_segment(data, marker, payload)
+        fp.write(data)
     else:
         img.save(fp, fmt, **kwargs)
+
+
+def with_segments(jpeg: bytes, segments: list[tuple[int, bytes]], trailer: bytes) -> bytes:
+    """Pillow's JPEG with its own APPn/COM segments replaced by `segments`, and `trailer` after EOI."""
+    pos = 2  # after SOI
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF and (0xE0 <= jpeg[pos + 1] <= 0xEF or jpeg[pos + 1] == 0xFE):
+        pos += 2 + struct.unpack_from(">H", jpeg, pos + 2)[0]
+    head = b"".join(bytes([0xFF, m]) + struct.pack(">H", len(p) + 2) + p for m, p in segments)
+    return jpeg[:2] + head + jpeg[pos:] + trailer
 
 
 def insert_jpeg_segment(jpeg: bytes, marker: int, payload: bytes) -> bytes:

@@ -9,7 +9,9 @@ write: it always writes a resolution (1/1 "None" when given none) and cannot wri
 and GPS sub-IFDs.
 
 Layout: header, the strips of every page, then each page's IFD followed by its Exif, Interop
-and GPS IFDs; pages chained in order.
+and GPS IFDs; pages chained in order. A MakerNote is the exception: many makers' notes point at
+their values by offsets from the TIFF header, so it is written at the very offset it had in
+the input, and strips and IFDs fill the space around it (`tiff_ifd.Space`).
 """
 
 from __future__ import annotations
@@ -35,31 +37,43 @@ def encode_tiff(fp: BinaryIO, pages: list[tuple[np.ndarray, Carried]], compressi
     """Write every (pixels, carried) page to `fp`, in order, as one TIFF; `compression` is a key of COMPRESSIONS."""
     order = next((c.tags.order for _, c in pages if c.tags is not None), ">")
     fp.write((b"II*\x00" if order == "<" else b"MM\x00*") + b"\x00\x00\x00\x00")
-    at = 8
-    layouts: list[tuple[np.ndarray, Carried, list[int], list[int], int]] = []
-    for pixels, carried in pages:
+    space = tiff_ifd.Space(8)
+    directories = [_page_directory(order, carried) for _, carried in pages]
+    pins: list[int | None] = []
+    for d in directories:  # a MakerNote stands where its offsets expect it; strips go around it
+        origin = tiff_ifd.maker_note_origin(d)
+        if origin and space.reserve(*origin):
+            fp.seek(origin[0])
+            fp.write(d.exif[tiff_ifd.MAKER_NOTE].data)
+            pins.append(origin[0])
+        else:
+            pins.append(None)  # none, or two pages claim the same bytes: the second one moves
+    layouts: list[tuple[np.ndarray, list[int], list[int], int]] = []
+    for pixels, _ in pages:
         offsets, counts, rows = [], [], _rows_per_strip(pixels)
         for strip in _strips(pixels, rows, order, compression):
+            at = space.take(len(strip))
+            fp.seek(at)
+            fp.write(strip)
             offsets.append(at)
             counts.append(len(strip))
-            fp.write(strip)
-            at += len(strip)
-        if at % 2:
-            fp.write(b"\x00")
-            at += 1
-        layouts.append((pixels, carried, offsets, counts, rows))
-    first_ifd = at
-    for i, (pixels, carried, offsets, counts, rows) in enumerate(layouts):
-        block, next_at = tiff_ifd.directory_bytes(_page_directory(order, carried), at, _image_tags(order, pixels, offsets, counts, rows, compression))
-        if i + 1 < len(layouts):
-            following = at + len(block) + len(block) % 2
-            block = block[:next_at] + struct.pack(order + "I", following) + block[next_at + 4 :]
-        block += b"\x00" * (len(block) % 2)
-        fp.write(block)
-        at += len(block)
+        layouts.append((pixels, offsets, counts, rows))
+    chain: list[tuple[int, int]] = []  # (main IFD offset, offset of its next-IFD field) a page
+    for d, pin, (pixels, offsets, counts, rows) in zip(directories, pins, layouts):
+        extra = _image_tags(order, pixels, offsets, counts, rows, compression)
+        pieces, main_at, next_at = tiff_ifd.place_directory(d, space, extra, pin=False, maker_note_at=pin)
+        for at, data in pieces:
+            fp.seek(at)
+            fp.write(data)
+        chain.append((main_at, next_at))
+    for (_, next_at), (following, _) in zip(chain, chain[1:]):
+        fp.seek(next_at)
+        fp.write(struct.pack(order + "I", following))
     fp.seek(4)
-    fp.write(struct.pack(order + "I", first_ifd))
+    fp.write(struct.pack(order + "I", chain[0][0]))
     fp.seek(0, 2)
+    if fp.tell() % 2:
+        fp.write(b"\x00")
 
 
 def _rows_per_strip(pixels: np.ndarray) -> int:
