@@ -21,10 +21,11 @@ from colorize_cli.run.session import Executor, RunResult, RunSession
 from colorize_cli.io import scanfile as imaging
 from colorize_cli.inference.predict import colorize_gray
 from colorize_cli.manifest import FileRecord
+from colorize_cli.models.checkpoints import predict_raw_ab
 from colorize_cli.run.plan import Plan, model_ref, plan_run
 from colorize_cli.settings import ColorSettings, RunSettings, resolve_render_size
 
-__all__ = ["Colorizer", "from_module", "load_model", "colorize_image", "plan_run", "run", "model_ref"]
+__all__ = ["Colorizer", "from_module", "load_model", "colorize_image", "plan_run", "run", "model_ref", "predict_raw_ab"]
 
 
 def colorize_image(image: Image.Image, model: Colorizer, settings: ColorSettings = ColorSettings(), batch_size: int = 8) -> Image.Image:
