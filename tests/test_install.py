@@ -101,6 +101,8 @@ def test_doctor_checks_the_install_and_the_cpu() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["weights_sha256"] == recorded_digest(SHIPPED)
+    assert report["model_family"] == "chromanet" and 3e6 < report["model_parameters"] < 5e6
+    assert report["model_licence"] == SHIPPED_WEIGHTS_LICENCE
     assert report["problems"] == [] and report["torch"]
     cpu = report["devices"][0]
     assert cpu["device"] == "cpu" and cpu["problem"] is None and cpu["autocast"] == "none (float32)"

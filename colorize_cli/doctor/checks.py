@@ -22,7 +22,9 @@ from colorize_cli import __version__
 from colorize_cli.bench import synthetic_scan
 from colorize_cli.inference.devices import autocast_dtype
 from colorize_cli.inference.predict import Predictor, colorize_gray
-from colorize_cli.models.weights import WeightsError, load_model
+from colorize_cli.models.checkpoints import load_checkpoint
+from colorize_cli.models.spec import model_spec
+from colorize_cli.models.weights import WeightsError
 from colorize_cli.settings import ColorSettings
 
 # Largest mean absolute difference (8-bit code values) between a device's result and the CPU's.
@@ -60,6 +62,9 @@ class Report:
     weights: str
     weights_sha256: str | None = None
     weights_problem: str | None = None
+    model_family: str | None = None  # chromanet, ddcolor, eccv16, siggraph17, ...
+    model_parameters: int | None = None
+    model_licence: str | None = None  # the weights' licence note, from the family's ModelSpec
     devices: list[DeviceCheck] = field(default_factory=list)
 
     @property
@@ -141,8 +146,11 @@ def diagnose(weights: Path | None = None, batch_size: int = 8, six_mp_images: in
         mps=bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()), weights=str(path),
     )
     try:
-        model, info = load_model(path)  # verifies the sha256 sidecar
+        model, info = load_checkpoint(path)  # ours: the sha256 sidecar verified; a user's checkpoint: hashed
         report.weights_sha256 = info.sha256
+        spec = model_spec(model)
+        report.model_family, report.model_licence = spec.family, spec.licence
+        report.model_parameters = sum(p.numel() for p in model.parameters())
     except WeightsError as e:
         report.weights_problem = str(e)
         return report

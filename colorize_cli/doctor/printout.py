@@ -30,7 +30,9 @@ def print_report(weights: Path | None, batch_size: int, json_out: bool) -> int:
     console.print(f"platform {report.platform}")
     sha = report.weights_sha256
     console.print(f"weights {report.weights}: " + (f"sha256 {sha} verified" if sha else f"[red]{report.weights_problem}[/red]"))
-    console.print(f"licence: code Apache-2.0; shipped weights {SHIPPED_WEIGHTS_LICENCE}")
+    if report.model_family:
+        console.print(f"model: {report.model_family}, {report.model_parameters / 1e6:.1f} M parameters; its weights: {report.model_licence}")
+    console.print(f"licence: code Apache-2.0; the shipped weights: {SHIPPED_WEIGHTS_LICENCE}")
     if not report.devices:
         console.print(f"[red]problem:[/red] {report.problems[0]}")
         return 1
