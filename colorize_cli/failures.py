@@ -25,13 +25,16 @@ class Kind(str, Enum):
     DISK_FULL = "disk full"  # no space (or quota) left for the output
     INTERRUPTED = "interrupted"  # stopped by a signal before it finished
     OUT_OF_MEMORY = "out of memory"  # the machine's or the GPU's memory ran out on this image
-    INTERNAL = "internal"  # anything else: a bug or an exhausted resource
+    INTERNAL = "internal"  # anything else: a bug or an exhausted resource (the program's fault: retried)
+    CRASHED = "crashed"  # the file killed its worker process every time it was tried (--engine ray)
 
 
 # Failures that say nothing about the scan itself: a plain rerun tries them again, because the
-# message told the user to fix something (free space, permissions, the folder) and rerun.
+# message told the user to fix something (free space, permissions, the folder) and rerun. An
+# internal failure is the program's fault (a bug, a bad option value), never the file's, so it is
+# retried too; a file that crashed its worker every time (CRASHED) is not, or it would run forever.
 RETRIED_BY_DEFAULT: frozenset[Kind] = frozenset(
-    {Kind.VANISHED, Kind.UNREADABLE, Kind.INPUT_CHANGED, Kind.OUTPUT_SIDE, Kind.DISK_FULL, Kind.INTERRUPTED}
+    {Kind.VANISHED, Kind.UNREADABLE, Kind.INPUT_CHANGED, Kind.OUTPUT_SIDE, Kind.DISK_FULL, Kind.INTERRUPTED, Kind.INTERNAL}
 )
 
 
@@ -51,6 +54,8 @@ def kind_of_legacy_reason(reason: str) -> Kind:
     text = reason.lower()
     table = (
         (("disk full", "disk quota exceeded"), Kind.DISK_FULL),
+        (("worker crashed",), Kind.CRASHED),
+        (("out of memory",), Kind.OUT_OF_MEMORY),
         (("output folder", "output file name"), Kind.OUTPUT_SIDE),
         (("file vanished",), Kind.VANISHED),
         (("permission denied", "read error", "cannot open"), Kind.UNREADABLE),

@@ -75,6 +75,7 @@ class RunSettings:
     manifest: Path | None = None  # None: <out>/manifest.jsonl (or manifest.K-of-N.jsonl)
     overwrite: bool = False
     retry_failed: bool = False
+    only: frozenset[str] | None = None  # --only-from: the inputs (relative paths) to redo, forced; None: all
     shard: tuple[int, int] | None = None  # (K, N), 1-based K
     dry_run: bool = False
     report: bool = False

@@ -31,8 +31,19 @@ from collections import Counter
 from pathlib import Path
 
 # Family-1 groups that describe the file or its pixel encoding, not the photograph.
-STRUCTURE_GROUPS = {"System", "File", "Composite", "ExifTool", "JFIF", "Jpeg2000", "PNG", "GIF", "PNM", "BMP", "PCX",
-                    "PSD", "JPEG", "RIFF", "Photoshop-Layers", "PNG-pHYs", "Track1", "IFD1", "SubIFD", "SubIFD1"}
+STRUCTURE_GROUPS = {"System", "File", "Composite", "ExifTool", "JFIF", "BMP", "PCX", "PSD", "JPEG", "RIFF",
+                    "Photoshop-Layers", "PNG-pHYs", "Track1", "IFD1", "SubIFD", "SubIFD1"}
+# A format's own groups (its chunks and boxes): judged when the output has the input's format, but
+# for the tags of FORMAT_STRUCTURE; a format change keeps only their Comment (README).
+FORMAT_GROUPS = {"PNG", "Jpeg2000", "GIF", "PNM"}
+FORMAT_STRUCTURE = {"ImageWidth", "ImageHeight", "BitDepth", "ColorType", "Compression", "Filter", "Interlace",
+                    "Palette", "Transparency", "SignificantBits", "ColorSpace", "NumberOfComponents", "BitsPerComponent",
+                    "CompatibleBrands", "MajorBrand", "MinorVersion", "ImageHeaderExtension", "ColorSpecMethod",
+                    "ColorSpecPrecision", "ColorSpecApproximation", "Colorspace", "GIFVersion", "HasColorMap",
+                    "ColorResolutionDepth", "BitsPerPixel", "PixelAspectRatio", "MaxVal", "ProfileName",
+                    "SRGBRendering", "Datacount", "CodestreamVersion"}  # fmt: skip
+# (judge --old-judge: the first judge, which took every PNG, JPEG 2000, GIF and PNM tag for structure)
+OLD_FORMAT_GROUPS_AS_STRUCTURE = False
 # Tags that must change (README "What must change").
 CHANGED = {
     "ImageWidth", "ImageHeight", "BitsPerSample", "Compression", "PhotometricInterpretation", "StripOffsets",
@@ -45,6 +56,11 @@ CHANGED = {
     "SubfileType", "OldSubfileType", "NewSubfileType", "YCbCrPositioning", "ComponentsConfiguration",
     "CompressedBitsPerPixel", "InteropIndex", "ColorTransform", "JPEGTables", "OtherImageStart", "OtherImageLength",
     "PreviewImageStart", "PreviewImageLength", "T4Options", "T6Options", "SMinSampleValue", "SMaxSampleValue",
+    # a PSD's header (channels, depth, mode) describes its pixels, its layers are not kept (a note
+    # says so), and its IPTCDigest follows the IPTC padded into a TIFF tag (README)
+    "NumChannels", "ColorMode", "BitDepth", "IPTCDigest",
+    # a PNG bKGD names the same colour in the copy's RGB (README)
+    "BackgroundColor",
 }  # fmt: skip
 # XMP properties the provenance replaces (README: "an input DigitalSourceType or DerivedFrom is replaced").
 REPLACED_PREFIXES = ("DerivedFrom",)
@@ -159,9 +175,16 @@ def _groups(key: str) -> list[str]:
     return key.split(":")[:-1]
 
 
-def _dropped_by_rule(key: str) -> bool:
+def _dropped_by_rule(key: str, same_format: bool = False) -> bool:
     groups = _groups(key)
     if not groups or any(g in STRUCTURE_GROUPS for g in groups) or groups[0] == "ICC_Profile":
+        return True
+    if any(g in FORMAT_GROUPS for g in groups):
+        if OLD_FORMAT_GROUPS_AS_STRUCTURE:
+            return True
+        if _name(key) in FORMAT_STRUCTURE or (not same_format and _name(key) != "Comment"):
+            return True
+    if groups[0] == "Photoshop" and _name(key).startswith("Layer"):
         return True
     return _name(key) in CHANGED or (groups[0] == "XMP" and _name(key).startswith(REPLACED_PREFIXES))
 
@@ -182,6 +205,8 @@ def _same_resolution(before: dict, after: dict) -> bool:
         x = next((v for k, v in res.items() if _name(k) in ("XResolution",) and "JFIF" not in k), None)
         if x is None:
             x = next((v for k, v in res.items() if _name(k) == "XResolution"), None)
+        if x is None and res.get("PNG:PNG-pHYs:PixelUnits") == "meters":  # a PNG's pixels per metre
+            x = next((float(v) * 0.0254 for k, v in res.items() if _name(k) == "PixelsPerUnitX"), None)
         try:
             return None if x is None else round(float(x), 1)
         except (TypeError, ValueError):
@@ -192,9 +217,10 @@ def _same_resolution(before: dict, after: dict) -> bool:
 def judge(src: Path, outs: list[Path], tags: dict[Path, dict], warns: dict[Path, list[str]]) -> dict:
     before = tags.get(src, {})
     after = tags.get(outs[0], {})
+    same_format = before.get("File:FileType") == after.get("File:FileType")
     lost, changed = [], []
     for key, value in before.items():
-        if _dropped_by_rule(key):
+        if _dropped_by_rule(key, same_format):
             continue
         if key not in after:
             # a format change may move a tag to another group: the same name and value elsewhere is kept
@@ -212,7 +238,8 @@ def judge(src: Path, outs: list[Path], tags: dict[Path, dict], warns: dict[Path,
     if icc_in and "RGB" in str(icc_in):
         icc_ok = all(before.get(k) == after.get(k) for k in ("ICC_Profile:ICC_Profile:ProfileDescription",
                                                           "ICC_Profile:ICC-header:ColorSpaceData"))
-    res_ok = _same_resolution(_resolution(before), _resolution(after))
+    # exiftool 12.57 reads a PCX header's 16-bit dpi fields as single bytes (300 dpi reads 44)
+    res_ok = before.get("File:FileType") == "PCX" or _same_resolution(_resolution(before), _resolution(after))
     clean = not lost and not changed and not new_warnings and icc_ok and res_ok
     return {"clean": clean, "lost": lost, "changed": {k: [before[k], after.get(k)] for k in changed},
             "new_warnings": new_warnings, "has_makernote": has_maker, "makernote_broken": maker_broken,
@@ -282,11 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("out", type=Path)
     r.add_argument("--json", type=Path)
     r.add_argument("--judge-only", action="store_true", help="judge OUT as it is, without running colorize-dir")
+    r.add_argument("--old-judge", action="store_true", help="the first judge: no PNG/JPEG 2000/GIF/PNM tag is judged")
     r.add_argument("extra", nargs="*", help="more colorize-dir options, after --")
     args = parser.parse_args(argv)
     if args.cmd == "build":
         build(args.corpus, args.exiftool_repo, args.pillow_repo)
         return 0
+    global OLD_FORMAT_GROUPS_AS_STRUCTURE
+    OLD_FORMAT_GROUPS_AS_STRUCTURE = args.old_judge
     return run(args.corpus, args.out, args.extra, args.json, args.judge_only)
 
 

@@ -359,7 +359,7 @@ def test_each_input_is_read_once(tmp_path: Path, random_weights: Path, fast_cli,
     reads: list[str] = []
     hashed: list[Path] = []
     real_read, real_hash = engine.read_input, engine.sha256_file
-    monkeypatch.setattr(engine, "read_input", lambda p: reads.append(Path(p).name) or real_read(p))
+    monkeypatch.setattr(engine, "read_input", lambda p, **k: reads.append(Path(p).name) or real_read(p, **k))
     monkeypatch.setattr(engine, "sha256_file", lambda p, *a: hashed.append(Path(p)) or real_hash(p, *a))
     result = runner.invoke(app, command(src, out, random_weights))
     monkeypatch.undo()
@@ -453,10 +453,10 @@ def test_resume_decides_by_kind_and_retries_a_changed_failed_input(tmp_path: Pat
 
     out = tmp_path / "out.png"
     # Kinds outside the scan are retried by a plain rerun; the reason's wording plays no part.
-    for kind in ("disk full", "output side", "vanished", "unreadable", "input changed", "interrupted"):
+    for kind in ("disk full", "output side", "vanished", "unreadable", "input changed", "interrupted", "internal"):
         assert failed(kind, "whatever the words")._latest["a.png"].failure_kind.value == kind
         assert failed(kind, "whatever the words").decide("a.png", scan, "k", out)[0] == "do", kind
-    for kind in ("input corrupt", "input truncated", "unsupported", "too large", "internal"):
+    for kind in ("input corrupt", "input truncated", "unsupported", "too large", "crashed"):
         assert failed(kind, "disk full").decide("a.png", scan, "k", out) == ("skip", "previously failed"), kind
     # Records of older versions (no kind) get theirs from the reason, once, when read.
     assert failed(None, "disk full").decide("a.png", scan, "k", out)[0] == "do"

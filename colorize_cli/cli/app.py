@@ -6,7 +6,7 @@ import typer
 
 from colorize_cli.cli import doctor as doctor_cmds, model, review
 from colorize_cli.cli.common import VERSION
-from colorize_cli.cli.dir import colorize_dir, dir_main, exit_130_on_signals
+from colorize_cli.cli.dir import colorize_dir, dir_main, exit_130_on_signals, ignore_signals_once_finished
 
 app = typer.Typer(help="colorize-cli: give colour to scanned black-and-white photographs.", no_args_is_help=True, add_completion=False)
 
@@ -34,6 +34,11 @@ __all__ = ["app", "main", "dir_main"]
 def main() -> None:
     import sys  # noqa: PLC0415
 
-    if sys.argv[1:2] == ["dir"]:  # other commands (train) keep Python's own Ctrl-C behaviour
-        exit_130_on_signals()
-    app()
+    if sys.argv[1:2] != ["dir"]:  # other commands (train) keep Python's own Ctrl-C behaviour
+        app()
+        return
+    exit_130_on_signals()
+    try:
+        app()
+    finally:
+        ignore_signals_once_finished()  # the interpreter's shutdown has no Python handler left

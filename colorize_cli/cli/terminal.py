@@ -38,9 +38,19 @@ def summarise(result: RunResult, plan: Plan | None) -> dict:
         "manifest_error": result.manifest_error,
         "stale_temps_removed": result.stale_temps,
         "failures": [{"input": f.input, "kind": f.kind.value, "reason": f.reason} for f in result.failures],
+        "previously_failed": result.previously_failed,
+        "skip_reasons": skip_reasons(plan) if plan else {},
         "manifest": str(plan.manifest) if plan else None,
         "exit_code": result.exit_code,
     }
+
+
+def skip_reasons(plan: Plan) -> dict[str, int]:
+    """How many inputs this run left alone, per reason (not images, already done, ...)."""
+    counts: dict[str, int] = {}
+    for why in [str(w) for _, w in plan.skip] + [s.reason for s in plan.not_images]:
+        counts[why] = counts.get(why, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] = (), stop: StopFlag | None = None) -> int:
@@ -51,6 +61,10 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
 
     def on_plan(plan: Plan) -> None:
         holder["plan"] = plan
+        if plan.not_found:  # --only-from names files the walk did not find: moved, renamed, another INPUT?
+            shown = ", ".join(plan.not_found[:5]) + (f" and {len(plan.not_found) - 5} more" if len(plan.not_found) > 5 else "")
+            typer.echo(f"colorize-dir: warning: {len(plan.not_found)} file(s) of --only-from not found under "
+                       f"{settings.input_root}: {shown}", err=True)
         holder["display"] = RunDisplay(len(plan.todo), mode)
 
     def on_file(rec: FileRecord) -> None:
@@ -87,8 +101,16 @@ def run_dir(settings: RunSettings, json_out: bool = False, argv: Sequence[str] =
             err.print(f"[red]{result.manifest_error}[/red]: stopped; files without a record are redone next run")
         if result.disk_full:
             err.print("[red]disk full:[/red] stopped starting new files; what is done is kept. Free space and rerun.")
+        for why, n in summary["skip_reasons"].items():
+            err.print(f"skipped {n}: {why}", markup=False, highlight=False)
+        plan = holder.get("plan")
+        if isinstance(plan, Plan) and not plan.todo and not plan.skip and not result.interrupted:
+            err.print(f"nothing to do: no images found in {settings.input_root}", markup=False, highlight=False)
         if result.failures:
             err.print(f"{len(result.failures)} file(s) failed; reasons are in {summary['manifest']}")
+        if result.previously_failed:
+            err.print(f"{result.previously_failed} file(s) still failed from an earlier run (unchanged since, so not retried; "
+                      f"--retry-failed tries them again); reasons are in {summary['manifest']}", markup=False, highlight=False)
     if result.lost:  # the cluster went away: what was done is recorded; a rerun does the rest
         typer.echo(f"colorize-dir: stopped: {result.lost}; {max(result.left, 0)} file(s) not started; rerun the same command to finish them", err=True)
     return result.exit_code

@@ -7,7 +7,7 @@ input"). Torch-free and Pillow-free: `--dry-run` uses it.
 Output rule: a format is written back as itself when it is written faithfully here, with room
 for the metadata and the provenance XMP (JPEG, PNG, TIFF, WebP, JPEG 2000, the last always
 lossless). Every other raster falls back to a lossless format that holds 16 bits a channel,
-EXIF, ICC and XMP: PNG (BMP, GIF, PNM, TGA, HEIF, AVIF), or TIFF for PSD, whose Photoshop
+EXIF, ICC and XMP: PNG (BMP, GIF, PNM, PCX, TGA, HEIF, AVIF), or TIFF for PSD, whose Photoshop
 resources and IPTC only TIFF can hold. PNG rather than TIFF for the others: a TIFF must state
 a resolution (exiftool -validate warns when it does not), and these formats mostly state none,
 so a TIFF would have to invent one.
@@ -28,6 +28,7 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
     "GIF": (".gif",),
     "PPM": (".pgm", ".ppm", ".pbm", ".pnm"),
     "PSD": (".psd",),
+    "PCX": (".pcx",),
     "TGA": (".tga",),
     "HEIF": (".heic", ".heif"),
     "AVIF": (".avif",),
@@ -52,13 +53,14 @@ OUT_FORMATS = {
 PILLOW_PLUGINS: dict[str, tuple[str, ...]] = {
     "JPEG": ("JPEG", "MPO"), "PNG": ("PNG",), "TIFF": ("TIFF",), "WEBP": ("WEBP",),
     "JPEG2000": ("JPEG2000",), "BMP": ("BMP", "DIB"), "GIF": ("GIF",), "PPM": ("PPM",),
-    "PSD": ("PSD",), "TGA": ("TGA",), "HEIF": ("HEIF",), "AVIF": ("AVIF",),
+    "PSD": ("PSD",), "PCX": ("PCX",), "TGA": ("TGA",), "HEIF": ("HEIF",), "AVIF": ("AVIF",),
 }  # fmt: skip
 
 # BITMAPINFOHEADER family sizes; checking them keeps any text that starts with "BM" out.
 _BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 _AVIF_BRANDS = (b"avif", b"avis")
+_PCX_VERSIONS = (0, 2, 3, 4, 5)
 
 
 def output_format(fmt: str) -> str:
@@ -87,6 +89,9 @@ def raster_format(head: bytes) -> str | None:
         return "PPM"
     if head[:4] == b"8BPS":
         return "PSD"
+    # ZSoft PCX: manufacturer 10, a version PCX defines, RLE encoding, 1 to 8 bits a plane
+    if len(head) >= 4 and head[0] == 0x0A and head[1] in _PCX_VERSIONS and head[2] == 1 and head[3] in (1, 2, 4, 8):
+        return "PCX"
     if head[4:8] == b"ftyp":
         if head[8:12] in _AVIF_BRANDS:
             return "AVIF"

@@ -13,7 +13,7 @@ Rules, in the order they are applied to each folder entry:
   afterwards in sorted order, so a link to a folder that was already walked (its own
   ancestor: "symlink loop"; anywhere else: "symlink to a folder already walked") is skipped.
 * A file is a scan when its first bytes name a raster format of ``formats.py`` (JPEG, PNG,
-  TIFF, WebP, JPEG 2000, BMP, GIF, PNM, PSD, HEIF, AVIF), whatever its name; TGA, which has no
+  TIFF, WebP, JPEG 2000, BMP, GIF, PNM, PSD, PCX, HEIF, AVIF), whatever its name; TGA, which has no
   signature, by its extension. A document (PDF, PostScript/EPS, SVG) is skipped with a
   reason naming its format. A file whose bytes say nothing (empty, unreadable, text) but whose
   extension is an image extension is still found: it is a broken scan, and the reading

@@ -19,10 +19,14 @@ from PIL import Image
 
 from colorize_cli.color import gray_to_lightness
 from colorize_cli.merge.full_res import colorize_full_res, merge_device
-from colorize_cli.inference.devices import is_out_of_memory, precision, release_cached_memory
+from colorize_cli.failures import is_out_of_memory
+from colorize_cli.inference.devices import precision, release_cached_memory
 from colorize_cli.models import ColorModel
+from colorize_cli.models.spec import model_spec
 from colorize_cli.settings import ColorSettings
 from colorize_cli.inference.tiling import Tile, blend, extract, plan_tiles
+from colorize_cli.inference.whole import predict_whole
+from colorize_cli.inference.coherence import hold_to_thumbnail, resize, thumbnail_shape, upsample_guided
 
 
 def working_shape(h: int, w: int, render_size: int) -> tuple[int, int]:
@@ -81,7 +85,8 @@ class Predictor:
         self.model = model
         self.device = device
         self.dtype = dtype
-        self.stride = int(model.stride)
+        self.spec = model_spec(model)  # what the model takes: fixed square or free size, tiles or not
+        self.stride = self.spec.multiple_of
 
     def bucket(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """The padded shape a tile runs at; tiles of one bucket can share a batch, and give the
@@ -142,8 +147,39 @@ def predict_many(predictor: Predictor, arrays: list[np.ndarray], flip: bool = Fa
     return out
 
 
-def predict_working_ab(predictor: Predictor, lightness: np.ndarray, color: ColorSettings, batch_size: int) -> np.ndarray:
-    """a*b* for one scan's working L*, tiled and batched; re-tiles smaller when a tile won't fit."""
+def hold_sigma(shape: tuple[int, int], thumb_side: int) -> float:
+    """Scale (working px) above which the thumbnail decides the colour: one thumbnail pixel."""
+    return max(1.0, max(shape) / thumb_side)
+
+
+def thumbnail_side(tile_size: int) -> int:
+    """Long side of the whole-scan thumbnail: half a tile, so that the network sees the whole
+    scan much as it sees an ordinary photograph at its render size."""
+    return max(32, tile_size // 2)
+
+
+def predict_thumbnail(predictor: Predictor, lightness: np.ndarray, long_side: int, flip: bool = False) -> np.ndarray:
+    """a*b* of the whole working image shrunk to ``long_side`` px (one network call, halved again
+    while it does not fit in the device's memory), brought back to the working size along the
+    working L*'s edges."""
+    while True:
+        thumb = resize(lightness, thumbnail_shape(*lightness.shape, long_side))
+        try:
+            ab = predict_many(predictor, [thumb], flip)[0]
+            return upsample_guided(ab, thumb, lightness)
+        except TileTooLarge:
+            if long_side <= 64:
+                raise
+            long_side //= 2
+
+
+def predict_working_ab(predictor: Predictor, lightness: np.ndarray, color: ColorSettings, batch_size: int, hold: bool = True) -> np.ndarray:
+    """a*b* for one scan's working L*, tiled and batched; re-tiles smaller when a tile won't fit.
+
+    A tiled scan is held at low frequency to a whole-scan thumbnail (``coherence``), so one scan
+    gets one colour story wherever the tile edges fall; ``hold=False`` gives the raw blend."""
+    if predictor.spec.fixed_size is not None:  # a model that sees the whole picture (DDColor): never tiled
+        return predict_whole(predictor, lightness, predictor.spec.fixed_size, color.tta)
     tile_size = color.tile_size
     while True:
         settings = ColorSettings(**{**color.__dict__, "tile_size": tile_size})
@@ -152,7 +188,12 @@ def predict_working_ab(predictor: Predictor, lightness: np.ndarray, color: Color
             preds: list[np.ndarray] = []
             for i in range(0, len(pieces), batch_size):
                 preds += predict_many(predictor, [p.lightness for p in pieces[i : i + batch_size]], color.tta)
-            return assemble(pieces, preds, lightness.shape, settings.tile_overlap)
+            ab = assemble(pieces, preds, lightness.shape, settings.tile_overlap)
+            if hold and len(pieces) > 1:
+                side = thumbnail_side(tile_size)
+                thumb = predict_thumbnail(predictor, lightness, side, color.tta)
+                ab = hold_to_thumbnail(ab, thumb, hold_sigma(lightness.shape, side))
+            return ab
         except TileTooLarge:
             if tile_size <= 2 * max(64, color.tile_overlap):
                 raise
@@ -164,7 +205,7 @@ def predict_scans(predictor: Predictor, scans: list[np.ndarray], color: ColorSet
     share network calls; a tiled scan, or any scan after a failed shared call, goes alone, so
     a bad scan fails by itself."""
     out: list[np.ndarray | Exception] = [RuntimeError("not predicted")] * len(scans)
-    small = [i for i, a in enumerate(scans) if max(a.shape) <= color.tile_size]
+    small = [i for i, a in enumerate(scans) if max(a.shape) <= color.tile_size and predictor.spec.fixed_size is None]
     if len(small) > 1:
         try:
             for i, ab in zip(small, predict_many(predictor, [scans[i] for i in small], color.tta)):
@@ -187,9 +228,10 @@ def colorize_gray(
     render_size: int,
     batch_size: int = 8,
     out_dtype: type = np.uint8,
+    hold: bool = True,
 ) -> np.ndarray:
     """Colorize one full-resolution gray scan (H, W) uint8/uint16 -> RGB (H, W, 3) of out_dtype."""
     lightness = working_lightness(gray, working_shape(*gray.shape, render_size))
-    ab = predict_working_ab(predictor, lightness, color, batch_size)
+    ab = predict_working_ab(predictor, lightness, color, batch_size, hold)
     return colorize_full_res(gray, ab, color.saturation, upsample=color.upsample, out_dtype=out_dtype, lightness_small=lightness,
                              device=merge_device(predictor.device))

@@ -202,19 +202,63 @@ class InputBytes:
     sha256: str
 
 
-def read_input(path: str | os.PathLike[str]) -> InputBytes:
-    """Stat, read and hash an input once, from one open file. A file rewritten (or replaced)
-    while it was read is refused, so a record never pairs old stat values with new bytes.
-    OSErrors of open/read propagate for the caller to word."""
-    with open(path, "rb", buffering=0) as f:
-        before = os.fstat(f.fileno())
-        if stat_module.S_ISDIR(before.st_mode):
+def open_input(path: str | os.PathLike[str], *, follow: bool = False, inside: str | None = None) -> tuple[int, os.stat_result]:
+    """A read-only descriptor of an input, opened once, never blocking (a FIFO would hang a read
+    forever) and never through a final symlink unless ``follow``; a followed link must lead inside
+    ``inside`` (a real path) when one is given. What was opened must be a regular file (fstat of
+    the descriptor itself: a device such as /dev/zero is endless), returned with that stat.
+    FileFailure otherwise."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags | nofollow)
+    except OSError as err:
+        if err.errno != errno.ELOOP or not nofollow:
+            raise
+        if not follow:  # a regular file when found, a symlink now
+            raise FileFailure("symlink (not followed): the input was replaced by a symlink", Kind.UNSUPPORTED) from None
+        fd = os.open(path, flags)
+        if inside is not None:
+            target = _opened_path(fd, path)
+            if not (target == inside or target.startswith(inside.rstrip(os.sep) + os.sep)):
+                os.close(fd)
+                raise FileFailure(f"symlink outside input root -> {target}", Kind.UNSUPPORTED) from None
+    st = os.fstat(fd)
+    if not stat_module.S_ISREG(st.st_mode):
+        os.close(fd)
+        if stat_module.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        what = "a FIFO" if stat_module.S_ISFIFO(st.st_mode) else "a device" if stat_module.S_ISCHR(st.st_mode) or stat_module.S_ISBLK(st.st_mode) else "a socket or other special file"
+        raise FileFailure(f"not a regular file ({what})", Kind.UNSUPPORTED)
+    return fd, st
+
+
+def _opened_path(fd: int, path: str | os.PathLike[str]) -> str:
+    """The real path of what ``fd`` opened (Linux: from /proc, no race); else realpath of the name."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+
+
+def read_input(path: str | os.PathLike[str], *, follow: bool = True, inside: str | None = None,
+               max_bytes: int | None = None) -> InputBytes:
+    """Stat, read and hash an input once, from one open file (:func:`open_input`). A file rewritten
+    (or replaced) while it was read is refused, so a record never pairs old stat values with new
+    bytes; one larger than ``max_bytes`` is refused before a byte is read. OSErrors of open/read
+    propagate for the caller to word."""
+    fd, before = open_input(path, follow=follow, inside=inside)  # the one fstat before the read
+    with open(fd, "rb", buffering=0) as f:
+        if max_bytes is not None and before.st_size > max_bytes:
+            raise FileFailure(f"image too large: the file holds {before.st_size} bytes, more than --max-pixels allows",
+                              Kind.TOO_LARGE)
         digest = hashlib.sha256()
         parts: list[bytes] = []
-        while chunk := f.read(_CHUNK):
+        left = before.st_size + 1  # a file growing while read is caught below, not read forever
+        while left > 0 and (chunk := f.read(min(_CHUNK, left))):
             digest.update(chunk)
             parts.append(chunk)
+            left -= len(chunk)
         after_fd = os.fstat(f.fileno())
     try:
         after = os.stat(path)  # by name too: a replace-by-rename leaves our descriptor untouched
@@ -227,9 +271,14 @@ def read_input(path: str | os.PathLike[str]) -> InputBytes:
     return InputBytes(data=data, size=before.st_size, mtime=before.st_mtime, sha256=digest.hexdigest())
 
 
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = _CHUNK) -> str:
+def sha256_file(path: str | os.PathLike[str], chunk_size: int = _CHUNK, follow: bool = True) -> str:
+    """The file's sha256; with ``follow`` False a symlink is refused (ELOOP), never opened."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | (0 if follow else getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)))
+    if not follow and not stat_module.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    with open(fd, "rb") as f:
         for chunk in iter(lambda: f.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()

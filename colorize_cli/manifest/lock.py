@@ -89,6 +89,7 @@ class RunLock:
                     if self._fd is None:
                         raise self._refusal(self.path, self.shard)
                 self._write_holder(self._fd)
+                self._refuse_nested()  # after taking ours: of two runs started together, one sees the other
             except BaseException:
                 self._let_go()  # also on a full disk: no empty lock file is left behind
                 raise
@@ -123,6 +124,25 @@ class RunLock:
         for path, shard in _shard_lock_files(self.root):
             if shard[1] != self.shard[1] and _is_live(path):
                 raise self._refusal(path, shard, f"shards of one folder must all be K/{shard[1]}")
+
+    def _refuse_nested(self) -> None:
+        """One writer per output tree: a live run on a folder above this one (whose outputs may
+        land here) or below it refuses this run too. Ancestors cost a stat each; descendants
+        one listing per folder of the output tree (the only place their lock files can be)."""
+        if fcntl is None:  # pragma: no cover - Windows
+            return
+        real = os.path.realpath(self.root)
+        here = real
+        while (up := os.path.dirname(here)) != here:
+            here = up
+            held = _live_lock_in(Path(here))
+            if held is not None:
+                raise self._refusal(held, None, f"it writes {here}, which holds this output folder; one writer per output tree")
+        for folder, _dirs, files in os.walk(real):
+            if folder != real and any(name == ".colorize.lock" or _SHARD_LOCK.match(name) for name in files):
+                held = _live_lock_in(Path(folder))
+                if held is not None:
+                    raise self._refusal(held, None, f"it writes {folder}, inside this output folder; one writer per output tree")
 
     def _refusal_by_folder_holder(self) -> LockedError:
         """The folder lock is taken: by an unsharded run (its details are in the file) or by
@@ -243,6 +263,14 @@ def _is_live(path: Path) -> bool:
         return not _try_flock(fd, exclusive=False)
     finally:
         os.close(fd)
+
+
+def _live_lock_in(folder: Path) -> Path | None:
+    """The lock file of a live run (unsharded or a shard) on ``folder``, if any."""
+    for path in [lock_path(folder), *(p for p, _ in _shard_lock_files(folder))]:
+        if os.path.exists(path) and _is_live(path):
+            return path
+    return None
 
 
 def _still_linked(path: Path, fd: int) -> bool:

@@ -5,10 +5,10 @@ Rules (:meth:`ResumeIndex.decide`), the last record per input wins:
 * default          redo everything that is not validly done. A failed file is redone when its
                    input changed (size or mtime moved and its bytes differ), or when its failure
                    kind says nothing about the scan (``failures.RETRIED_BY_DEFAULT``: disk full,
-                   output side, vanished, unreadable, changed while read, interrupted): the
-                   message told the user to fix that and rerun. A scan that failed for what it is
-                   (corrupt, truncated, unsupported, too large, internal) and has not changed is
-                   not re-attempted on every run.
+                   output side, vanished, unreadable, changed while read, interrupted, internal):
+                   the message told the user to fix that and rerun. A scan that failed for what
+                   it is (corrupt, truncated, unsupported, too large, crashed its worker) and has
+                   not changed is not re-attempted on every run.
 * ``retry_failed`` process only previous failures (changed or not); everything else is skipped.
 * ``overwrite``    redo everything.
 
@@ -59,6 +59,7 @@ class Reason(str, Enum):
     FAILED_OUTPUT = "previously failed writing its output"
     FAILED_TRANSIENT = "previously failed for a reason outside the scan"
     NOT_A_FAILURE = "not a previous failure (--retry-failed processes only previous failures)"
+    LISTED = "listed in --only-from"
 
     def __str__(self) -> str:
         return self.value
@@ -80,15 +81,16 @@ def supersedes(new: FileRecord, old: FileRecord | None) -> bool:
 
 
 def _same_file(
-    path: Path, size: int | None, mtime: float | None, sha256: str | None
+    path: Path, size: int | None, mtime: float | None, sha256: str | None, follow: bool = True
 ) -> bool | None:
     """True if ``path`` still holds the recorded content, False if not, None if it is missing.
 
     Cheap first: equal size and mtime are trusted; a different size is a change; only an
-    equal size with a moved mtime (touch, copy, restore from backup) costs a hash.
+    equal size with a moved mtime (touch, copy, restore from backup) costs a hash. With
+    ``follow`` False (outputs) a symlink is never followed, opened or hashed: it is not an output.
     """
     try:
-        st = os.stat(path)
+        st = os.stat(path) if follow else os.lstat(path)
     except FileNotFoundError:
         return None
     except OSError:
@@ -102,7 +104,7 @@ def _same_file(
     if sha256 is None:
         return False
     try:
-        return sha256_file(path) == sha256
+        return sha256_file(path, follow=follow) == sha256
     except OSError:
         return False
 
@@ -194,13 +196,13 @@ class ResumeIndex:
         if output_path is None:
             return Decision(Action.DO, Reason.OUTPUT_MISSING)
         same_output = _same_file(
-            Path(output_path), rec.output_size, rec.output_mtime, rec.output_sha256
+            Path(output_path), rec.output_size, rec.output_mtime, rec.output_sha256, follow=False
         )
         if same_output is None:
             return Decision(Action.DO, Reason.OUTPUT_MISSING)
         if not same_output:
             return Decision(Action.DO, Reason.OUTPUT_CHANGED)
-        if not all(p.is_file() for p in page_files(Path(output_path), rec.pages)[1:]):
+        if not all(p.is_file() and not p.is_symlink() for p in page_files(Path(output_path), rec.pages)[1:]):
             return Decision(Action.DO, Reason.OUTPUT_MISSING)  # a page written one file each, deleted since
         return Decision(Action.SKIP, Reason.ALREADY_DONE)
 

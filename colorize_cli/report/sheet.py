@@ -17,10 +17,12 @@ full size, through relative ``file:`` links to the input and output folders (not
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat as stat_module
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,19 +31,24 @@ from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
 from colorize_cli import __version__
+from colorize_cli.discover.relpath import within
 from colorize_cli.io.fsutil import atomic_output
 from colorize_cli.manifest import FileRecord, ResumeIndex, read_manifest, utc_now_iso
-from colorize_cli.report.measures import ReviewThresholds, finite, needs_look
+from colorize_cli.report.measures import ReviewThresholds, finite, look_flags
 from colorize_cli.report.thumbnails import COLOR_SUFFIX, ORIGINAL_SUFFIX, THUMBS_DIR, thumb_key
 
+log = logging.getLogger("colorize_cli.report")
 REPORT_NAME = "report.html"
 TEMPLATE = "report.html.j2"
 PAGE_SIZE = 100
+GRID_PAGE_SIZE = 240  # cells per page of the grid view (30 rows of 8 at 1400 px)
+GRID_FROM = 25  # runs with more files than this open in the grid view
 
 # Column order of each embedded row; the page looks columns up by name.
 ROW_COLUMNS = (
     "rel", "status", "seconds", "reason", "score", "flags",
     "thumb", "has", "colorfulness", "flat_chroma", "output", "width", "height", "notes",
+    "kinds", "kind",
 )  # fmt: skip
 
 
@@ -90,15 +97,25 @@ def write_report(
     records = list(read_manifest(manifest))
     runs = _runs(records)
     index = ResumeIndex(records)
-    rows = _rows(index.records(), _present_thumbs(out_root / THUMBS_DIR), thresholds)
+    rows = _rows(index.records(), _present_thumbs(out_root / THUMBS_DIR), thresholds, out_root)
+    recorded = input_root is None
     if input_root is None and runs:
         input_root = _recorded_input_root(runs[-1].header)
-    context = _summary(runs, rows, manifest)
+    if input_root is not None and not _originals_stay_inside(Path(input_root), index.records(), recorded):
+        input_root = None
+    try:
+        context = _summary(runs, rows, manifest)
+    except (TypeError, ValueError, OverflowError) as err:  # a hand-edited run or end record
+        log.warning("report: run records ignored (%s)", err)
+        context = _summary([], rows, manifest)
     context["title"] = f"Review: {out_root.resolve().name or out_root}"
     context["data"] = Markup(script_json({
         "cols": ROW_COLUMNS,
         "rows": rows,
         "pageSize": max(1, int(page_size)),
+        "gridPageSize": GRID_PAGE_SIZE,
+        "gridFrom": GRID_FROM,
+        "runs": sorted({str(run.header.get("run_id", "")) for run in runs}),
         "thumbs": THUMBS_DIR.as_posix() + "/",
         "suffix": [ORIGINAL_SUFFIX, COLOR_SUFFIX],
         "originals": None if input_root is None else folder_href(input_root, out_root),
@@ -160,35 +177,82 @@ def _present_thumbs(directory: Path) -> set[str]:
         return set()
 
 
+def _originals_stay_inside(root: Path, records: Iterable[FileRecord], recorded: bool) -> bool:
+    """Whether the page may link the originals under ``root``: every original there must resolve
+    (symlinks followed) inside ``root``; under a folder the manifest names (not the user), each must
+    also be the file the manifest describes (same size and mtime), or a hand-edited header could
+    make the page link any file of the machine ("/etc" and "passwd")."""
+    real = os.path.realpath(root)
+    for rec in records:
+        path = os.path.join(root, rec.input)
+        if not os.path.lexists(path):
+            continue  # a dead link opens nothing
+        target = os.path.realpath(path)
+        if not within(target, real):
+            log.warning("report: originals not linked: %s leads outside %s", rec.input, root)
+            return False
+        if recorded:
+            try:
+                st = os.stat(target)
+            except OSError:
+                continue
+            if not stat_module.S_ISREG(st.st_mode) or (rec.input_size, rec.input_mtime) != (st.st_size, st.st_mtime):
+                log.warning("report: originals not linked: %s under the recorded input folder %s is not the file "
+                            "the manifest describes (pass --input INPUT)", rec.input, root)
+                return False
+    return True
+
+
+def _output_inside(out_root: Path | None, output: str | None) -> str:
+    """A record's output, linked only when it resolves (symlinks followed) inside the output folder."""
+    if not output or out_root is None:
+        return str(output or "")
+    path = os.path.join(out_root, output)
+    if os.path.lexists(path) and not within(os.path.realpath(path), os.path.realpath(out_root)):
+        log.warning("report: output of %s not linked: it leads outside %s", output, out_root)
+        return ""
+    return str(output)
+
+
 def _rows(
-    records: Iterable[FileRecord], present: set[str], thresholds: ReviewThresholds
+    records: Iterable[FileRecord], present: set[str], thresholds: ReviewThresholds, out_root: Path | None = None
 ) -> list[list[Any]]:
     rows = []
     for rec in records:
-        rel = str(rec.input)
-        key = thumb_key(rel)
-        has = (1 if key + ORIGINAL_SUFFIX in present else 0) | (
-            2 if key + COLOR_SUFFIX in present else 0
-        )  # bit 1: original thumbnail, bit 2: colorized
-        review = rec.review if isinstance(rec.review, Mapping) else {}
-        score, flags = needs_look(review, thresholds) if rec.status == "done" else (0.0, [])
-        rows.append([
-            rel,
-            rec.status,
-            _rounded(rec.seconds, 3),
-            str(rec.reason or ""),
-            round(score, 3),
-            flags,
-            key if has else "",
-            has,
-            _rounded(review.get("colorfulness"), 1),
-            _rounded(review.get("flat_chroma"), 1),
-            str(rec.output or ""),
-            rec.width if isinstance(rec.width, int) else None,
-            rec.height if isinstance(rec.height, int) else None,
-            [str(n) for n in rec.notes] if isinstance(rec.notes, list) else [],
-        ])  # fmt: skip
+        try:
+            rows.append(_row(rec, present, thresholds, out_root))
+        except (TypeError, ValueError, OverflowError) as err:  # a hand-edited record: left out, not fatal
+            log.warning("report: record of %r ignored (%s)", rec.input, err)
     return rows
+
+
+def _row(rec: FileRecord, present: set[str], thresholds: ReviewThresholds, out_root: Path | None) -> list[Any]:
+    rel = str(rec.input)
+    key = thumb_key(rel)
+    has = (1 if key + ORIGINAL_SUFFIX in present else 0) | (
+        2 if key + COLOR_SUFFIX in present else 0
+    )  # bit 1: original thumbnail, bit 2: colorized
+    review = rec.review if isinstance(rec.review, Mapping) else {}
+    flags = look_flags(review, thresholds) if rec.status == "done" else []
+    score = sum(f.score for f in flags)
+    return [
+        rel,
+        rec.status,
+        _rounded(rec.seconds, 3),
+        str(rec.reason or ""),
+        round(score, 3),
+        [f.reason for f in flags],
+        key if has else "",
+        has,
+        _rounded(review.get("colorfulness"), 1),
+        _rounded(review.get("flat_chroma"), 1),
+        _output_inside(out_root, rec.output),
+        rec.width if isinstance(rec.width, int) else None,
+        rec.height if isinstance(rec.height, int) else None,
+        [str(n) for n in rec.notes] if isinstance(rec.notes, list) else [],
+        [f.kind for f in flags],  # short names of the flags, for the grid's badges
+        rec.failure_kind.value if rec.failure_kind else "",  # a failure's kind (failures.Kind)
+    ]  # fmt: skip
 
 
 def _rounded(value: Any, digits: int) -> float | None:
@@ -257,10 +321,12 @@ def _flatten(settings: Mapping[str, Any], prefix: str = "") -> list[tuple[str, s
 
 
 def _parse_time(value: Any) -> datetime | None:
+    """An aware datetime; a time written without a zone (a hand edit) is taken as UTC."""
     try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
+        when = datetime.fromisoformat(str(value))
+    except (ValueError, OverflowError):
         return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
 
 def _duration(seconds: float | None) -> str:

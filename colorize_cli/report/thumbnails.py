@@ -2,7 +2,7 @@
 
 Why here and not later: the engine hands every image to :class:`ThumbnailWriter` during the run,
 so a 2 GB TIFF is never decoded a second time for the review sheet. The writer also returns the
-review measures of the result (:mod:`.review`), which the engine stores in the manifest.
+review measures of the result (:mod:`.measures`), which the engine stores in the manifest.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PIL import Image
 
 from colorize_cli.io.fsutil import atomic_output
 from colorize_cli.io.read.grayscale import to_8bit
-from colorize_cli.report.measures import colourfulness, flat_chroma
+from colorize_cli.report.measures import Border, review_measures
 
 THUMBS_DIR = PurePath("report", "thumbs")  # relative to the output root (and to report.html)
 THUMB_LONG_SIDE = 256
@@ -100,11 +100,13 @@ class ThumbnailWriter:
         rel: str | PurePath,
         original_gray: np.ndarray,
         result_rgb: np.ndarray | None,
+        tiles: tuple[list[Border], list[Border]] | None = None,
     ) -> dict[str, float]:
         """Write the thumbnails of one scan; return the measures to store as ``FileRecord.review``.
 
         ``result_rgb`` may be None (the scan decoded but could not be colorized): only the
-        original is kept and no measures are returned.
+        original is kept and no measures are returned. ``tiles``: where the tiles of a tiled
+        scan met (``measures.tile_borders``), for the seam measure.
         """
         if original_gray.ndim != 2:
             raise ValueError(f"original must be a gray (H, W) image, got shape {original_gray.shape}")
@@ -120,12 +122,7 @@ class ThumbnailWriter:
         if rgb is None:
             return {}
         self._save(rgb, color_path)
-        chroma, fraction = flat_chroma(gray, rgb)
-        return {
-            "colorfulness": round(colourfulness(rgb), 2),
-            "flat_chroma": round(chroma, 2),
-            "flat_fraction": round(fraction, 4),
-        }
+        return review_measures(gray, rgb, tiles)
 
     def _save(self, image: np.ndarray, dest: Path) -> None:
         with atomic_output(dest, durable=False) as f:  # cheap to remake: no fsync

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from colorize_cli.discover.find import DiscoverOptions, Job, Skipped, discover
+from colorize_cli.discover.listed import not_found, only_listed
 from colorize_cli.manifest import Action, Reason, ResumeIndex, manifest_path, settings_key
 from colorize_cli.models.paths import recorded_digest
 from colorize_cli.settings import RunSettings
@@ -44,6 +45,7 @@ class Plan:
     todo: list[tuple[Job, Reason]] = field(default_factory=list)
     skip: list[tuple[Job, Reason]] = field(default_factory=list)
     not_images: list[Skipped] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)  # --only-from paths the walk did not find
 
     @property
     def total(self) -> int:
@@ -57,6 +59,12 @@ def plan_run(settings: RunSettings, model: ModelRef) -> Plan:
     key = settings_key(settings.output_affecting(), model.sha256)
     index = ResumeIndex().load(path) if path.is_file() else ResumeIndex()
     plan = Plan(settings=settings, model=model, manifest=path, settings_key=key, not_images=list(skipped))
+    if settings.only is not None:  # --only-from: the listed files, forced; nothing else is planned or recorded
+        if settings.shard is None:  # a sharded run sees only its share of the list
+            plan.not_found = not_found(settings.only, [j.rel.as_posix() for j in jobs] + [s.rel.as_posix() for s in skipped])
+        plan.todo = [(job, Reason.LISTED) for job in only_listed(jobs, settings.only)]
+        plan.not_images = only_listed(plan.not_images, settings.only)
+        return plan
     for job in jobs:
         action, why = index.decide(job.rel, job.input, key, job.output, overwrite=settings.overwrite, retry_failed=settings.retry_failed)
         (plan.todo if action is Action.DO else plan.skip).append((job, why))

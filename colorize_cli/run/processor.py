@@ -29,6 +29,7 @@ from colorize_cli.io.scanfile import Page, Scan, WriteError, write_pages
 from colorize_cli.manifest import FileRecord
 from colorize_cli.merge.full_res import colorize_full_res, merge_device
 from colorize_cli.run.context import RunContext
+from colorize_cli.settings import RunSettings
 
 
 @dataclass
@@ -73,7 +74,7 @@ class FileProcessor:
         item = Loaded(job=job, why=why, started=time.perf_counter())
         render, max_pixels = self.ctx.render_size, self.ctx.settings.runtime.max_pixels
         try:
-            item.input = _read_input(job.input)
+            item.input = _read_input(job.input, self.ctx.settings)
             item.scan = decode_scan(io.BytesIO(item.input.data), job.input.name, item.input.size, max_pixels)
             item.input = _without_bytes(item.input)
             h, w = item.scan.gray.shape
@@ -89,7 +90,9 @@ class FileProcessor:
     def predict(self, batch: list[Loaded]) -> list[list[np.ndarray] | FileFailure]:
         """a*b* of every page, or the failure (naming the page), for each scan of a batch."""
         flat = [small for it in batch for small in (it.lightness, *it.more_lightness)]
-        results = predict_scans(self.predictor, flat, self.ctx.settings.color, self.batch_size)  # type: ignore[arg-type]
+        step = max(1, self.batch_size)  # a 500-page TIFF is 500 working images: never one network call
+        results = [r for at in range(0, len(flat), step)
+                   for r in predict_scans(self.predictor, flat[at : at + step], self.ctx.settings.color, self.batch_size)]  # type: ignore[arg-type]
         out: list[list[np.ndarray] | FileFailure] = []
         at = 0
         for it in batch:
@@ -123,7 +126,8 @@ class FileProcessor:
                 raise WriteError(f"page {i + 1} of {len(abs_)}: {reason}", kind) from err
             pages.append(Page(rgb, page.alpha, page.meta))
         make_output_folder(job.output.parent, s.out_root)
-        origin = Provenance(model_name=self.model_name, model_sha256=self.ctx.model.sha256, source_name=job.input.name,
+        origin = Provenance(model_name=self.model_name, model_sha256=self.ctx.model.sha256, model_family=self.ctx.model.family,
+                            source_name=text_name(job.input.name),
                             source_sha256=item.input.sha256 if item.input else "")
         notes, _ = write_pages(
             job.output, pages, job.out_fmt, s.output.quality,
@@ -137,7 +141,10 @@ class FileProcessor:
         review = None
         if self.thumbnails is not None:  # the output is written: a thumbnail problem is only a note
             try:
-                review = self.thumbnails.add(job.rel.as_posix(), scan.gray, pages[0].rgb)  # type: ignore[attr-defined]
+                from colorize_cli.report.measures import tile_borders  # noqa: PLC0415
+
+                tiles = tile_borders(item.lightness.shape, s.color.tile_size, s.color.tile_overlap) if item.lightness is not None else None
+                review = self.thumbnails.add(job.rel.as_posix(), scan.gray, pages[0].rgb, tiles)  # type: ignore[attr-defined]
             except Exception as err:  # noqa: BLE001
                 notes.append(f"no review thumbnail: {describe_failure(err)[1]}")
         ost = os.stat(job.output)
@@ -184,19 +191,36 @@ class FileProcessor:
             item.release()
 
 
-def _read_input(path: Path) -> InputBytes:
+def _read_input(path: Path, settings: RunSettings | None = None) -> InputBytes:
     """fsutil.read_input, in read_scan's words when it fails: a file deleted or locked since
     discovery fails alone with a reason a person understands. A file rewritten while it was read
-    is read once more (a copy that just finished); if it changes again, it fails."""
+    is read once more (a copy that just finished); if it changes again, it fails. The symlink
+    policy of the walk holds at the open too (a file swapped for a link since the walk), and no
+    file is read whose size alone exceeds what --max-pixels allows (8 bytes a pixel, 64 MiB more)."""
+    follow, inside, max_bytes = True, None, None
+    if settings is not None:
+        follow = settings.follow_symlinks
+        inside = None if settings.allow_outside_root else os.path.realpath(settings.input_root)
+        max_bytes = settings.runtime.max_pixels * 8 + (64 << 20) if settings.runtime.max_pixels else None
     for attempt in (1, 2):
         try:
-            return read_input(path)
+            return read_input(path, follow=follow, inside=inside, max_bytes=max_bytes)
         except FileFailure as err:
             if err.kind is not Kind.INPUT_CHANGED or attempt == 2:
                 raise
         except OSError as err:
             raise input_error(err, "read error") from None
     raise AssertionError("unreachable")
+
+
+def text_name(name: str) -> str:
+    """A file name as text that can be written as UTF-8 (XMP): a name that is not valid UTF-8
+    on disk (a Linux byte name, held by Python as surrogates) keeps each undecodable byte as \\xNN."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _without_bytes(got: InputBytes) -> InputBytes:

@@ -5,9 +5,11 @@ the gray original."""
 
 from __future__ import annotations
 
+import hashlib
 import struct
 
 IPTC = 0x0404
+IPTC_DIGEST = 0x0425
 THUMBNAILS = frozenset({0x0409, 0x040C})
 
 
@@ -40,11 +42,24 @@ def build(resources: dict[int, tuple[bytes, bytes]]) -> bytes:
     return bytes(out)
 
 
-def carried(photoshop: bytes | None, iptc: bytes | None) -> bytes | None:
-    """The block an output gets: the input's resources without thumbnails, with `iptc` as
-    resource 0x0404 when there is IPTC; None when nothing is left."""
-    resources = {rid: v for rid, v in parse(photoshop or b"").items() if rid not in THUMBNAILS}
+def carried(photoshop: bytes | None, iptc: bytes | None, moved: frozenset[int] = frozenset()) -> bytes | None:
+    """The block an output gets: the input's resources without thumbnails (and without
+    `moved`, those the output holds in places of their own), with `iptc` as resource 0x0404
+    when there is IPTC; None when nothing is left."""
+    resources = {rid: v for rid, v in parse(photoshop or b"").items() if rid not in THUMBNAILS and rid not in moved}
     if iptc:
         name = resources.get(IPTC, (b"", b""))[0]
         resources[IPTC] = (name, iptc)
     return build(resources) if resources else None
+
+
+def with_digest(photoshop: bytes | None, old: bytes, new: bytes) -> bytes | None:
+    """The block with its IPTCDigest (the MD5 of the IPTC as stored) following the IPTC from
+    `old` to `new` bytes (the same records, padded as a TIFF tag stores them) when it was current;
+    a stale digest stays stale, as the input had it."""
+    resources = parse(photoshop or b"")
+    name, digest = resources.get(IPTC_DIGEST, (b"", b""))
+    if digest != hashlib.md5(old).digest():
+        return photoshop
+    resources[IPTC_DIGEST] = (name, hashlib.md5(new).digest())
+    return build(resources)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 EXIF_IFD, GPS_IFD, INTEROP_IFD = 0x8769, 0x8825, 0xA005
 MAKER_NOTE = 0x927C
-BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED = 1, 2, 3, 4, 5, 7
+BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED, LONG8 = 1, 2, 3, 4, 5, 7, 16
 # Bytes per value of each TIFF field type (BigTIFF's 16-18 cannot go into a classic TIFF).
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
 _CLASSIC_TYPES = frozenset(range(1, 14))
@@ -201,27 +201,34 @@ class Space:
 
 
 def ifd_bytes(entries: dict[int, Entry], start: int, order: str, next_ifd: int = 0,
-              pinned: dict[int, int] | None = None) -> bytes:
-    """One classic-TIFF IFD placed at `start`: entries sorted by tag, the next-IFD offset, then
-    the values that do not fit in 4 bytes, each on a word boundary. A `pinned` tag's value is
-    not among them: it stands at the offset given (laid out by the caller)."""
+              pinned: dict[int, int] | None = None, big: bool = False) -> bytes:
+    """One IFD placed at `start` (classic TIFF, or BigTIFF when `big`): entries sorted by tag,
+    the next-IFD offset, then the values that do not fit in the entry (4 bytes, 8 in BigTIFF),
+    each on a word boundary. A `pinned` tag's value is not among them: it stands at the offset
+    given (laid out by the caller)."""
     pinned = pinned or {}
-    tags = sorted(t for t, e in entries.items() if e.type in _CLASSIC_TYPES)
-    table = bytearray(struct.pack(order + "H", len(tags)))
+    count_fmt, entry_fmt, offset_fmt, inline = ("Q", "HHQ", "Q", 8) if big else ("H", "HHI", "I", 4)
+    tags = sorted(t for t, e in entries.items() if big or e.type in _CLASSIC_TYPES)
+    table = bytearray(struct.pack(order + count_fmt, len(tags)))
     values = bytearray()
-    values_at = start + 2 + 12 * len(tags) + 4
+    values_at = start + _ifd_size(len(tags), big)
     for tag in tags:
         e = entries[tag]
-        table += struct.pack(order + "HHI", tag, e.type, e.count)
-        if len(e.data) <= 4:
-            table += e.data.ljust(4, b"\x00")
+        table += struct.pack(order + entry_fmt, tag, e.type, e.count)
+        if len(e.data) <= inline:
+            table += e.data.ljust(inline, b"\x00")
         elif tag in pinned:
-            table += struct.pack(order + "I", pinned[tag])
+            table += struct.pack(order + offset_fmt, pinned[tag])
         else:
-            table += struct.pack(order + "I", values_at + len(values))
+            table += struct.pack(order + offset_fmt, values_at + len(values))
             values += e.data + (b"\x00" if len(e.data) % 2 else b"")
-    table += struct.pack(order + "I", next_ifd)
+    table += struct.pack(order + offset_fmt, next_ifd)
     return bytes(table + values)
+
+
+def _ifd_size(entries: int, big: bool) -> int:
+    """Bytes of an IFD's count, entries and next-IFD offset."""
+    return 8 + 20 * entries + 8 if big else 2 + 12 * entries + 4
 
 
 def maker_note_origin(d: Directory) -> tuple[int, int] | None:
@@ -235,7 +242,7 @@ def maker_note_origin(d: Directory) -> tuple[int, int] | None:
 
 
 def place_directory(d: Directory, space: Space, extra: dict[int, Entry] | None = None, pin: bool = True,
-                    maker_note_at: int | None = None) -> tuple[list[tuple[int, bytes]], int, int]:
+                    maker_note_at: int | None = None, big: bool = False) -> tuple[list[tuple[int, bytes]], int, int]:
     """Lay out `d` in `space`: its IFD (with `extra` entries added, e.g. strip offsets), its
     Exif, Interop and GPS IFDs, and, when `pin`, its MakerNote at the offset it had (when that
     is free; `maker_note_at`: the caller already wrote it there). Returns the pieces as
@@ -252,7 +259,8 @@ def place_directory(d: Directory, space: Space, extra: dict[int, Entry] | None =
     elif origin and space.reserve(*origin):
         pinned[MAKER_NOTE] = origin[0]
         pieces.append((origin[0], exif[MAKER_NOTE].data))
-    placeholder = pack(order, LONG, 0)
+    pointer = LONG8 if big else LONG
+    placeholder = pack(order, pointer, 0)
     if d.exif or d.interop:
         main[EXIF_IFD] = placeholder
     if d.gps:
@@ -261,23 +269,24 @@ def place_directory(d: Directory, space: Space, extra: dict[int, Entry] | None =
         exif[INTEROP_IFD] = placeholder
 
     def size(entries: dict[int, Entry], pins: dict[int, int] | None = None) -> int:
-        return len(ifd_bytes(entries, 0, order, pinned=pins))
+        return len(ifd_bytes(entries, 0, order, pinned=pins, big=big))
 
     main_at = space.take(size(main))
     exif_at = space.take(size(exif, pinned)) if (d.exif or d.interop) else 0
     interop_at = space.take(size(d.interop)) if d.interop else 0
     gps_at = space.take(size(d.gps)) if d.gps else 0
     if exif_at:
-        main[EXIF_IFD] = pack(order, LONG, exif_at)
+        main[EXIF_IFD] = pack(order, pointer, exif_at)
     if gps_at:
-        main[GPS_IFD] = pack(order, LONG, gps_at)
+        main[GPS_IFD] = pack(order, pointer, gps_at)
     if interop_at:
-        exif[INTEROP_IFD] = pack(order, LONG, interop_at)
-    pieces.append((main_at, ifd_bytes(main, main_at, order)))
+        exif[INTEROP_IFD] = pack(order, pointer, interop_at)
+    pieces.append((main_at, ifd_bytes(main, main_at, order, big=big)))
     for offset, entries, pins in ((exif_at, exif, pinned), (interop_at, d.interop, None), (gps_at, d.gps, None)):
         if offset:
-            pieces.append((offset, ifd_bytes(entries, offset, order, pinned=pins)))
-    next_at = main_at + 2 + 12 * sum(1 for e in main.values() if e.type in _CLASSIC_TYPES)
+            pieces.append((offset, ifd_bytes(entries, offset, order, pinned=pins, big=big)))
+    written = sum(1 for e in main.values() if big or e.type in _CLASSIC_TYPES)
+    next_at = main_at + _ifd_size(written, big) - (8 if big else 4)
     return pieces, main_at, next_at
 
 

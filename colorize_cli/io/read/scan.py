@@ -27,8 +27,9 @@ from colorize_cli.io.meta import tiff_ifd
 from colorize_cli.io.read.errors import why_unopenable
 from colorize_cli.failures import FileFailure, Kind
 from colorize_cli.io.read.grayscale import float_to_16, int32_to_16, luminance8, luminance16, orient, to_uint8
-from colorize_cli.io.meta.source import Metadata, add_jp2_boxes, extract, one_line
+from colorize_cli.io.meta.source import Metadata, add_file_blocks, add_jp2_boxes, add_jpeg_segments, extract, jp2_codestream_cut, one_line
 
+MAX_PAGES = 100  # pages of one multi-page TIFF: 500 tiny pages took minutes and gigabytes
 READ_FORMATS = tuple(dict.fromkeys(p for plugins in formats.PILLOW_PLUGINS.values() for p in plugins))
 
 
@@ -173,13 +174,21 @@ def _read_pages(img: ImageFile.ImageFile, fp: BinaryIO, max_pixels: int | None) 
         order, big, offsets = tiff_ifd.page_offsets(_reader(fp))
     except (ValueError, struct.error):
         offsets, order, big = [], ">", False
+    if frames > MAX_PAGES:  # each page is a network pass at the render size, however small it is
+        raise ImageError(f"image too large: {frames} pages, more than the {MAX_PAGES} pages a file this tool colorizes",
+                         Kind.TOO_LARGE)
     pages: list[Scan] = []
+    total = 0  # pixels of all pages so far: every page counts towards --max-pixels
     for i in range(frames):
         try:
             img.seek(i)
             page = tiff_ifd.read_directory(_reader(fp), offsets[i], order, big) if i < len(offsets) else None
         except (ValueError, struct.error, EOFError) as err:
             raise ImageError(f"page {i + 1} of {frames}: {one_line(err)}", Kind.INPUT_CORRUPT) from None
+        total += img.size[0] * img.size[1]
+        if max_pixels and total > max_pixels:
+            raise ImageError(f"image too large: {frames} pages, {_mpx(total)} Mpx by page {i + 1}, exceed --max-pixels {max_pixels}",
+                             Kind.TOO_LARGE)
         try:
             pages.append(_decode(img, max_pixels, fp, page, i))
         except ImageError as err:
@@ -187,6 +196,11 @@ def _read_pages(img: ImageFile.ImageFile, fp: BinaryIO, max_pixels: int | None) 
     first = pages[0]
     first.more_pages = pages[1:]
     return first
+
+
+def _size(fp: BinaryIO) -> int:
+    fp.seek(0, os.SEEK_END)
+    return fp.tell()
 
 
 def _reader(fp: BinaryIO) -> tiff_ifd.Reader:
@@ -213,12 +227,20 @@ def _decode(img: Image.Image, max_pixels: int | None, fp: BinaryIO | None, page:
     except Exception as err:
         if "truncat" in str(err).lower():
             raise ImageError(f"truncated {fmt}: image file is truncated", Kind.INPUT_TRUNCATED) from None
+        if fmt == "JPEG2000" and fp is not None and jp2_codestream_cut(_reader(fp), _size(fp)):
+            raise ImageError(f"truncated {fmt}: the file ends before its codestream does ({w}x{h} declared)",
+                             Kind.INPUT_TRUNCATED) from None
         raise ImageError(*why_unopenable(fmt, err, b"", 0)) from None  # corrupt, unsupported or too large
     meta = extract(img, page)  # after load: a PNG may keep its eXIf chunk after the pixel data
     meta.source_format = fmt
+    if fmt == "JPEG" and fp is not None:
+        fp.seek(0)
+        add_jpeg_segments(meta, fp.read())
     if fmt == "JPEG2000" and fp is not None:
         add_jp2_boxes(meta, _reader(fp))
         meta.orientation = 1  # JPEG 2000 has no orientation: an EXIF one is not applied by viewers
+    if fp is not None:
+        add_file_blocks(meta, fmt, _reader(fp))  # PNG chunks, PNM comments, GIF XMP/ICC, PSD resources
     try:
         wide = _read_16bit_colour(fp, fmt, index) if deep and fp is not None else None
         if wide is not None:
@@ -253,6 +275,13 @@ def _decoded_16bit_rgb_as_8(img: Image.Image, fp: BinaryIO | None) -> bool:
         return False
     if img.format == "JPEG2000" and fp is not None:
         return _jp2_bits(fp) > 8
+    if img.format == "TIFF":  # Pillow's tile says ";16" for chunky data only, not for planar planes
+        try:
+            bits = img.tag_v2.get(258)
+            if bits:
+                return max(bits if isinstance(bits, tuple) else (bits,)) > 8
+        except Exception:
+            pass
     try:
         return any(";16" in str(tile.args) for tile in img.tile or ())
     except Exception:
@@ -283,7 +312,10 @@ def _read_16bit_colour(fp: BinaryIO, fmt: str, index: int) -> np.ndarray | None:
         import tifffile  # noqa: PLC0415
 
         with tifffile.TiffFile(fp) as tif:
-            pixels = tif.pages[index].asarray()
+            page = tif.pages[index]
+            pixels = page.asarray()
+            if pixels.ndim == 3 and page.axes.startswith("S"):  # planar (separate) samples: (S, H, W)
+                pixels = np.moveaxis(pixels, 0, -1)
     else:
         return None
     if pixels.dtype != np.uint16 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
@@ -303,7 +335,8 @@ def _to_gray(img: Image.Image, meta: Metadata, notes: list[str]) -> tuple[np.nda
     """The scan's luminance as display-encoded sRGB gray, its alpha, and its bit depth."""
     mode = img.mode
     space = meta.icc_color_space
-    if mode in ("1", "L", "LA", "La"):
+    palette_rgb = space == "RGB" and img.format == "GIF"  # a GIF's gray is RGB palette entries, in its profile
+    if mode in ("1", "L", "LA", "La") and not palette_rgb:
         base = img.convert("LA") if mode == "La" else img
         gray = np.asarray(base.getchannel("L") if mode in ("LA", "La") else base.convert("L"))
         alpha = np.asarray(base.getchannel("A")) if mode in ("LA", "La") else None
@@ -328,7 +361,7 @@ def _to_gray(img: Image.Image, meta: Metadata, notes: list[str]) -> tuple[np.nda
         img = icc.cmyk_to_srgb(img, meta.icc_profile, notes)
     elif mode not in ("RGB", "RGBA", "RGBX"):
         img = img.convert("RGB")  # YCbCr, HSV, ...
-    elif space == "RGB":
+    if space == "RGB" and (mode in ("RGB", "RGBA", "RGBX") or palette_rgb or mode in ("P", "PA")):
         img = icc.rgb_to_srgb(img, meta.icc_profile, notes)
     rgb = np.asarray(img)
     alpha = np.ascontiguousarray(rgb[..., 3]) if img.mode == "RGBA" else None

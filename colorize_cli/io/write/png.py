@@ -1,5 +1,6 @@
 """PNG writer for 8- and 16-bit RGB(A), with every chunk the metadata needs (iCCP, pHYs, eXIf,
-iTXt XMP, tEXt/iTXt text with language tags). Hand-written because no well-kept Python library
+iTXt XMP, tEXt/iTXt text with language tags) and a PNG input's own chunks, as `carry.py`
+decides them. Hand-written because no well-kept Python library
 writes 16-bit colour PNG with these chunks: Pillow has no 16-bit RGB mode, imagecodecs'
 png_encode and pypng write no iCCP/eXIf/iTXt. One path serves both bit depths, so 8- and
 16-bit outputs carry metadata identically.
@@ -17,6 +18,7 @@ from typing import BinaryIO
 import numpy as np
 
 from colorize_cli.io.meta.carry import Carried
+from colorize_cli.io.meta.source import Chunk
 
 
 def rows_per_chunk(row_bytes: int, target: int = 1 << 20) -> int:
@@ -27,49 +29,17 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def _latin1_keyword(key: str) -> bytes | None:
-    try:
-        raw = key.encode("latin-1")
-    except UnicodeEncodeError:
-        return None
-    return raw if 1 <= len(raw) <= 79 and b"\x00" not in raw else None
-
-
-def _png_text_chunk(key: str, value: str) -> bytes | None:
-    """tEXt (Latin-1) when the input's chunk was one and the text fits; otherwise iTXt (UTF-8),
-    with the language tag and translated keyword an input iTXt had."""
-    keyword = _latin1_keyword(key)
-    if keyword is None:
-        return None
-    lang, tkey = getattr(value, "lang", None), getattr(value, "tkey", None)
-    if lang is None and tkey is None:
-        try:
-            return _png_chunk(b"tEXt", keyword + b"\x00" + value.encode("latin-1"))
-        except UnicodeEncodeError:
-            pass
-    head = keyword + b"\x00\x00\x00" + (lang or "").encode("ascii", "replace") + b"\x00" + (tkey or "").encode("utf-8") + b"\x00"
-    return _png_chunk(b"iTXt", head + str(value).encode("utf-8"))
-
-
 def encode_png(fp: BinaryIO, pixels: np.ndarray, carried: Carried) -> None:
-    """Write one PNG of (H, W, 3|4) uint8/uint16 pixels and the carried metadata to `fp`."""
+    """Write one PNG of (H, W, 3|4) uint8/uint16 pixels and the carried metadata to `fp`: the
+    chunks `carry.py` decided (`Carried.png_chunks`), each before or after the pixel data."""
     h, w, channels = pixels.shape
     depth = 16 if pixels.dtype == np.uint16 else 8
+    chunks = carried.png_chunks or []
     fp.write(b"\x89PNG\r\n\x1a\n")
     fp.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 6 if channels == 4 else 2, 0, 0, 0)))
-    if carried.icc_profile:
-        fp.write(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(carried.icc_profile)))
-    if carried.dpi:
-        ppm = [max(1, round(v / 0.0254)) for v in carried.dpi]
-        fp.write(_png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
-    if carried.exif:
-        fp.write(_png_chunk(b"eXIf", carried.exif[6:] if carried.exif.startswith(b"Exif\x00\x00") else carried.exif))
-    if carried.xmp:
-        fp.write(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + carried.xmp))
-    for key, value in carried.text.items():
-        chunk = _png_text_chunk(key, value)
-        if chunk is not None:
-            fp.write(chunk)
+    for chunk in chunks:
+        if not chunk.after:
+            fp.write(_png_chunk(chunk.kind, _fit(chunk, depth)))
     rows = pixels.astype(">u2").view(np.uint8).reshape(h, -1) if depth == 16 else pixels.reshape(h, -1)
     bpp = channels * depth // 8
     deflate = zlib.compressobj(6)
@@ -85,7 +55,17 @@ def encode_png(fp: BinaryIO, pixels: np.ndarray, carried: Carried) -> None:
             pending.clear()
     pending += deflate.flush()
     fp.write(_png_chunk(b"IDAT", bytes(pending)))
+    for chunk in chunks:
+        if chunk.after:
+            fp.write(_png_chunk(chunk.kind, _fit(chunk, depth)))
     fp.write(_png_chunk(b"IEND", b""))
+
+
+def _fit(chunk: Chunk, depth: int) -> bytes:
+    """A chunk's data for this bit depth: bKGD comes as 16-bit RGB."""
+    if chunk.kind == b"bKGD" and depth == 8:
+        return struct.pack(">3H", *(round(v / 257) for v in struct.unpack(">3H", chunk.data)))
+    return chunk.data
 
 
 def _png_filter(block: np.ndarray, previous: np.ndarray, bpp: int) -> np.ndarray:

@@ -8,7 +8,8 @@ the byte order of the input's tags, with every carried tag as stored. tifffile i
 write: it always writes a resolution (1/1 "None" when given none) and cannot write the EXIF
 and GPS sub-IFDs.
 
-Layout: header, the strips of every page, then each page's IFD followed by its Exif, Interop
+A BigTIFF input gives a BigTIFF (8-byte offsets, 20-byte entries), as TIFF in, TIFF out would
+have it. Layout: header, the strips of every page, then each page's IFD followed by its Exif, Interop
 and GPS IFDs; pages chained in order. A MakerNote is the exception: many makers' notes point at
 their values by offsets from the TIFF header, so it is written at the very offset it had in
 the input, and strips and IFDs fill the space around it (`tiff_ifd.Space`).
@@ -26,7 +27,7 @@ import numpy as np
 from colorize_cli.io.meta import tiff_ifd
 from colorize_cli.io.meta.carry import Carried
 from colorize_cli.io.meta.source import ICC_TAG, IPTC_TAG, PHOTOSHOP_TAG, XMP_TAG
-from colorize_cli.io.meta.tiff_ifd import BYTE, LONG, SHORT, TYPE_SIZES, UNDEFINED, Directory, Entry, pack
+from colorize_cli.io.meta.tiff_ifd import BYTE, LONG, LONG8, SHORT, TYPE_SIZES, UNDEFINED, Directory, Entry, pack
 
 _LZW, _RGB, _CHUNKY, _HORIZONTAL = 5, 2, 1, 2
 COMPRESSIONS = {"lzw": _LZW, "deflate": 8, "none": 1}  # name -> TIFF Compression tag value
@@ -36,8 +37,12 @@ _STRIP_BYTES = 256 * 1024
 def encode_tiff(fp: BinaryIO, pages: list[tuple[np.ndarray, Carried]], compression: str = "lzw") -> None:
     """Write every (pixels, carried) page to `fp`, in order, as one TIFF; `compression` is a key of COMPRESSIONS."""
     order = next((c.tags.order for _, c in pages if c.tags is not None), ">")
-    fp.write((b"II*\x00" if order == "<" else b"MM\x00*") + b"\x00\x00\x00\x00")
-    space = tiff_ifd.Space(8)
+    big = any(c.big_tiff for _, c in pages)  # a BigTIFF stays a BigTIFF
+    if big:
+        fp.write((b"II" if order == "<" else b"MM") + struct.pack(order + "HHH", 43, 8, 0) + bytes(8))
+    else:
+        fp.write((b"II*\x00" if order == "<" else b"MM\x00*") + b"\x00\x00\x00\x00")
+    space = tiff_ifd.Space(16 if big else 8)
     directories = [_page_directory(order, carried) for _, carried in pages]
     pins: list[int | None] = []
     for d in directories:  # a MakerNote stands where its offsets expect it; strips go around it
@@ -60,17 +65,18 @@ def encode_tiff(fp: BinaryIO, pages: list[tuple[np.ndarray, Carried]], compressi
         layouts.append((pixels, offsets, counts, rows))
     chain: list[tuple[int, int]] = []  # (main IFD offset, offset of its next-IFD field) a page
     for d, pin, (pixels, offsets, counts, rows) in zip(directories, pins, layouts):
-        extra = _image_tags(order, pixels, offsets, counts, rows, compression)
-        pieces, main_at, next_at = tiff_ifd.place_directory(d, space, extra, pin=False, maker_note_at=pin)
+        extra = _image_tags(order, pixels, offsets, counts, rows, compression, big)
+        pieces, main_at, next_at = tiff_ifd.place_directory(d, space, extra, pin=False, maker_note_at=pin, big=big)
         for at, data in pieces:
             fp.seek(at)
             fp.write(data)
         chain.append((main_at, next_at))
+    offset = order + ("Q" if big else "I")
     for (_, next_at), (following, _) in zip(chain, chain[1:]):
         fp.seek(next_at)
-        fp.write(struct.pack(order + "I", following))
-    fp.seek(4)
-    fp.write(struct.pack(order + "I", chain[0][0]))
+        fp.write(struct.pack(offset, following))
+    fp.seek(8 if big else 4)
+    fp.write(struct.pack(offset, chain[0][0]))
     fp.seek(0, 2)
     if fp.tell() % 2:
         fp.write(b"\x00")
@@ -94,18 +100,19 @@ def _strips(pixels: np.ndarray, rows: int, order: str, compression: str):
 
 
 def _image_tags(order: str, pixels: np.ndarray, offsets: list[int], counts: list[int], rows: int,
-                compression: str) -> dict[int, Entry]:
+                compression: str, big: bool = False) -> dict[int, Entry]:
     h, w, channels = pixels.shape
+    where = LONG8 if big else LONG  # strip offsets and sizes: 8 bytes in a BigTIFF
     tags = {
         256: pack(order, LONG, w),
         257: pack(order, LONG, h),
         258: pack(order, SHORT, [8 * pixels.itemsize] * channels),
         259: pack(order, SHORT, COMPRESSIONS[compression]),
         262: pack(order, SHORT, _RGB),
-        273: pack(order, LONG, offsets),
+        273: pack(order, where, offsets),
         277: pack(order, SHORT, channels),
         278: pack(order, LONG, rows),
-        279: pack(order, LONG, counts),
+        279: pack(order, where, counts),
         284: pack(order, SHORT, _CHUNKY),
         317: pack(order, SHORT, _HORIZONTAL if compression != "none" else 1),
     }
