@@ -66,10 +66,10 @@ def fast_cli():
         mp.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real_settings(b, d), torch_threads=1))
         cache: dict[tuple, api.Colorizer] = {}
 
-        def load(weights, device="auto", fp32=False):
-            key = (str(weights), device, fp32)
+        def load(weights, device="auto", fp32=False, family=None):
+            key = (str(weights), device, fp32, family)
             if key not in cache:
-                cache[key] = real_load(weights, device, fp32)
+                cache[key] = real_load(weights, device, fp32, family)
             return cache[key]
 
         mp.setattr(api, "load_model", load)

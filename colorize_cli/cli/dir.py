@@ -332,5 +332,6 @@ def dir_main() -> None:
     try:
         typer.run(colorize_dir)
     except SystemExit as e:
-        exit_now(e.code)
-    exit_now(0)
+        if _FINISHED:  # a run's result is known and printed: end now, before a slow shutdown
+            exit_now(e.code)
+        raise
