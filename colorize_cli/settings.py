@@ -55,6 +55,7 @@ class RaySettings:
     cpus_per_worker: float = 1.0  # also the worker's torch threads (rounded, at least 1)
     gpus_per_worker: float = 0.0  # fractions let several workers share one GPU
     max_retries: int = 2  # times a file is retried after its worker died while processing it
+    lost_after: float = 60.0  # s with no answer from any worker (no record, none ready, no ping) before the run stops as lost
 
 
 @dataclass(frozen=True)

@@ -141,9 +141,16 @@ class Browser:
         for kind in ("mousePressed", "mouseReleased"):
             self.page("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
+    def downloads_to(self, folder: Path) -> None:
+        """Let the page download (a link with `download`), into ``folder``, without asking."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(folder), eventsEnabled=True)
+
     def key(self, key: str) -> None:
         """A real key press, as the keyboard would send it."""
-        codes = {"ArrowRight": ("ArrowRight", 39), "ArrowLeft": ("ArrowLeft", 37), "Escape": ("Escape", 27)}
+        codes = {"ArrowRight": ("ArrowRight", 39), "ArrowLeft": ("ArrowLeft", 37), "Escape": ("Escape", 27),
+                 "ArrowDown": ("ArrowDown", 40), "ArrowUp": ("ArrowUp", 38), "Enter": ("Enter", 13),
+                 "PageDown": ("PageDown", 34), "PageUp": ("PageUp", 33), "Home": ("Home", 36), "End": ("End", 35)}
         code, vk = codes[key] if key in codes else (f"Key{key.upper()}", ord(key.upper()))
         text = {} if key in codes else {"text": key}
         self.page("Input.dispatchKeyEvent", type="keyDown", key=key, code=code, windowsVirtualKeyCode=vk, **text)

@@ -63,6 +63,7 @@ def colorize_dir(
     cpus_per_worker: float = typer.Option(1.0, help="--engine ray: CPUs each worker reserves (also its torch threads).", rich_help_panel=_SPEED),
     gpus_per_worker: float = typer.Option(0.0, help="--engine ray: GPUs each worker reserves; fractions share a GPU (0.25: four per GPU).", rich_help_panel=_SPEED),
     max_retries: int = typer.Option(2, help="--engine ray: retries of a file whose worker died while processing it.", rich_help_panel=_SPEED),
+    lost_after: float = typer.Option(60.0, help="--engine ray: seconds without an answer from any worker (every worker, a node or the head lost) before the run stops with exit 1.", rich_help_panel=_SPEED),
 ) -> None:
     """Colorize every scan under INPUT_ROOT into --out, mirroring the folder tree.
 
@@ -95,7 +96,7 @@ def colorize_dir(
         usage(f"--tile-overlap {tile_overlap} must be less than half of --tile-size {tile_size}")
     if not _DEVICE.fullmatch(device.lower()):
         usage(f"--device must be auto, cpu, cuda, cuda:N or mps, not {device!r}")
-    ray_settings = _ray_settings(engine, ray_address, workers, cpus_per_worker, gpus_per_worker, max_retries, usage)
+    ray_settings = _ray_settings(engine, ray_address, workers, cpus_per_worker, gpus_per_worker, max_retries, usage, lost_after)
     only = _only_list(only_from, retry_failed, usage) if only_from is not None else None
     try:
         _check_paths(input_root, out, weights, fmt, suffix, exclude)
@@ -203,7 +204,8 @@ def _only_list(path: Path, retry_failed: bool, usage) -> frozenset[str]:
     raise AssertionError("unreachable")
 
 
-def _ray_settings(engine: str, address: Optional[str], workers: Optional[str], cpus: float, gpus: float, retries: int, usage) -> object:
+def _ray_settings(engine: str, address: Optional[str], workers: Optional[str], cpus: float, gpus: float, retries: int, usage,
+                  lost_after: float = 60.0) -> object:
     """The --engine ray options, checked; each is refused with the local engine, where it would do nothing."""
     from colorize_cli.run.executors.ray import parse_workers  # noqa: PLC0415
     from colorize_cli.settings import RaySettings  # noqa: PLC0415
@@ -212,7 +214,7 @@ def _ray_settings(engine: str, address: Optional[str], workers: Optional[str], c
         usage(f"--engine must be local or ray, not {engine!r}")
     given = [name for name, value, default in (("--ray-address", address, None), ("--workers", workers, None),
                                                 ("--cpus-per-worker", cpus, 1.0), ("--gpus-per-worker", gpus, 0.0),
-                                                ("--max-retries", retries, 2)) if value != default]
+                                                ("--max-retries", retries, 2), ("--lost-after", lost_after, 60.0)) if value != default]
     if engine == "local" and given:
         usage(f"{', '.join(given)} only apply with --engine ray")
     if not (math.isfinite(cpus) and cpus > 0):
@@ -221,11 +223,13 @@ def _ray_settings(engine: str, address: Optional[str], workers: Optional[str], c
         usage(f"--gpus-per-worker {gpus}: accepts a number, 0 or more")
     if retries < 0:
         usage(f"--max-retries {retries}: accepts 0 or more")
+    if not (math.isfinite(lost_after) and lost_after > 0):
+        usage(f"--lost-after {lost_after}: accepts a number of seconds above 0")
     try:
         span = parse_workers(workers) if workers else None
     except ValueError as e:
         usage(str(e))
-    return RaySettings(address=address, workers=span, cpus_per_worker=cpus, gpus_per_worker=gpus, max_retries=retries)
+    return RaySettings(address=address, workers=span, cpus_per_worker=cpus, gpus_per_worker=gpus, max_retries=retries, lost_after=lost_after)
 
 
 def _dry_run(settings: object, json_out: bool) -> None:

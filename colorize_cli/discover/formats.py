@@ -21,7 +21,7 @@ import os
 EXTENSIONS: dict[str, tuple[str, ...]] = {
     "JPEG": (".jpg", ".jpeg", ".jpe"),
     "PNG": (".png",),
-    "TIFF": (".tif", ".tiff"),
+    "TIFF": (".tif", ".tiff", ".btf"),  # .btf: BigTIFF, written back as one
     "WEBP": (".webp",),
     "JPEG2000": (".jp2", ".j2k", ".jpf", ".jpx", ".j2c"),
     "BMP": (".bmp", ".dib"),

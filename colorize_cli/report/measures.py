@@ -1,7 +1,7 @@
 """Review measures: cheap numbers about a colorized result, and when they say "look at this one".
 
 Computed on the review thumbnails (see :mod:`.thumbnails`), so they cost the same for every
-scan size (about 10 ms at 256 px), and stored in the manifest record (``FileRecord.review``).
+scan size (some 30 ms at 256 px), and stored in the manifest record (``FileRecord.review``).
 What goes wrong when old photographs are colorized, and the number that catches it:
 
 * ``cast`` and ``cast_hue`` -- **an overall cast**, the sepia look: one tint laid over the whole
@@ -20,8 +20,8 @@ What goes wrong when old photographs are colorized, and the number that catches 
 * ``seam`` -- **seams**: a chroma step along a tile border of a tiled scan (C*ab units across the
   border, over its flat rows, less the same measure's median over the frame); absent for a scan
   that was not tiled.
-* ``chroma_p90`` -- **nearly gray**: the 90th percentile of C*ab (L* 10 to 95); under about 8
-  the result looks black and white (flagged under 8.5).
+* ``chroma_p90`` -- **nearly gray**: the 90th percentile of C*ab (L* 10 to 95); under 8.5 the
+  result looks black and white.
 * ``colorfulness`` -- Hasler & Suesstrunk (2003), see :func:`colourfulness`. Their scale: ~15
   slightly, ~33 moderately, ~59 quite, >100 extremely colourful.
 * ``flat_chroma`` and ``flat_fraction`` -- 90th percentile of C*ab in large flat areas of the

@@ -2,16 +2,19 @@
 
 Why: after a run over thousands of scans an archivist wants to *look* at what the network did and
 find the few results that need attention, not read logs. The engine keeps two thumbnails and a
-few measures per scan while it runs (:mod:`.thumbnails`, :mod:`.review`); :func:`write_report`
+few measures per scan while it runs (:mod:`.thumbnails`, :mod:`.measures`); :func:`write_report`
 turns the manifest into the page, rendering ``templates/report.html.j2`` with Jinja2
 (autoescaped, so no name can become markup).
 
 The page is one self-contained file (inline CSS and vanilla JS, no network, no fonts to fetch) so
 it opens from a USB disk on an offline reading-room PC. Rows are embedded as one JSON array and
-rendered 100 at a time in the browser, so a 50,000-file run opens as fast as a 100-file one.
-Names are never pasted into HTML: the JSON is escaped for the script element and the page sets
-them with ``textContent``. Clicking a row opens the original and the result side by side at
-full size, through relative ``file:`` links to the input and output folders (nothing is copied).
+rendered a page at a time in the browser (a grid of 240 results, the default past 25 files, or a
+list of 100 rows), so a 50,000-file run opens as fast as a 100-file one. Names are never pasted
+into HTML: the JSON is escaped for the script element and the page sets them with
+``textContent``. Clicking a result (Enter in the grid) opens the original and the result side by
+side at full size, through relative ``file:`` links to the input and output folders (nothing is
+copied). Results are marked rejected or accepted with one key; the marks stay in the browser and
+"Save reject list" downloads the rejected paths for ``colorize-dir --only-from``.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ class StopFlag:
         self.reason = ""
         self.phase: Phase = "starting"
         self.late_signal = ""  # a signal that arrived after the work had finished
+        self.at_once: Interrupted | None = None  # the signal that must stop at once, once one came
 
     def set(self, reason: str) -> None:
         if not self._event.is_set():
@@ -59,15 +60,28 @@ class StopFlag:
         """The handler: what a signal does depends on the phase (see the module docstring)."""
         name = signal.Signals(signum).name
         if self.phase == "starting":
-            raise Interrupted(name, "starting")
+            self._at_once(name, "starting")
         if self.phase == "finished":
             if self.late_signal:
-                raise Interrupted(name, "finished")
+                self._at_once(name, "finished")
             self.late_signal = name
             return
         if self:
-            raise Interrupted(name, "running")
+            self._at_once(name, "running")
         self.set(name)
+
+    def _at_once(self, name: str, phase: Phase) -> None:
+        """Raise Interrupted, and remember it: a blocking call may swallow the exception (Ray's
+        ray.wait and ray.get catch KeyboardInterrupt in their own signal checks and go on), so
+        loops around such calls ask :meth:`check` after each one."""
+        self.at_once = Interrupted(name, phase)
+        raise self.at_once
+
+    def check(self) -> None:
+        """Raise again a stop-at-once signal whose exception a blocking call swallowed (once)."""
+        if self.at_once is not None:
+            came, self.at_once = self.at_once, None
+            raise Interrupted(came.signal, came.phase)
 
 
 @contextmanager
@@ -77,9 +91,22 @@ def handle_signals(flag: StopFlag) -> Iterator[StopFlag]:
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
+    global _ACTIVE
     old = {s: signal.signal(s, flag.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    outer, _ACTIVE = _ACTIVE, flag
     try:
         yield flag
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        _ACTIVE = outer
+
+
+_ACTIVE: StopFlag | None = None  # the flag the process's SIGINT/SIGTERM handlers report to (there is one per process)
+
+
+def check_signals() -> None:
+    """For code that is not handed the run's StopFlag (an executor starting up): raise again a
+    stop-at-once signal that a blocking call swallowed. Does nothing outside handle_signals."""
+    if _ACTIVE is not None:
+        _ACTIVE.check()

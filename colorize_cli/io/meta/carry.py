@@ -33,8 +33,8 @@ from colorize_cli.io.meta import irb
 from colorize_cli.io.meta import provenance
 from colorize_cli.io.meta import tiff_ifd
 from colorize_cli.io.meta.source import (
-    APP13_HEADER, EXIF_HEADER, ORIENTATION, PSD_EXIF, PSD_EXIF3, PSD_ICC, PSD_XMP, RES_UNIT, STRUCTURAL_TAGS, X_RES, Y_RES,
-    Chunk, Metadata, one_line,
+    APP13_HEADER, EXIF_HEADER, ORIENTATION, PSD_EXIF, PSD_EXIF3, PSD_ICC, PSD_XMP, RES_UNIT, STRUCTURAL_TAGS,
+    X_RES, Y_RES, Chunk, Metadata, one_line,
 )
 from colorize_cli.io.meta.tiff_ifd import ASCII, LONG, RATIONAL, SHORT, Directory, Entry, pack
 
@@ -130,7 +130,8 @@ def carry(
     if tags is not None and fmt == "JPEG":
         tags = _fit_jpeg(tags, notes)
 
-    xmp = provenance.merge(_XMP_ORIENT_RE.sub(rb"\g<1>1", meta.xmp) if meta.xmp else None, origin, notes)
+    source_xmp = meta.xmp if fmt == "JPEG" else _with_extended_xmp(meta, notes)  # a JPEG keeps its segments
+    xmp = provenance.merge(_XMP_ORIENT_RE.sub(rb"\g<1>1", source_xmp) if source_xmp else None, origin, notes)
     if fmt == "JPEG" and len(xmp) + 31 > JPEG_SEGMENT_MAX:
         notes.append(f"XMP dropped: {len(xmp)} bytes is too long for one JPEG segment; only the provenance is written")
         xmp = provenance.merge(None, origin, notes)
@@ -184,8 +185,59 @@ def carry(
         if gone:
             notes.append(f"JPEG 2000 boxes dropped: {', '.join(gone)} ({fmt} has no place for them)")
         if meta.jp2_comments:
-            notes.append(f"JPEG 2000 codestream comments dropped: {len(meta.jp2_comments)} ({fmt} has no place for them)")
+            notes.append(f"JPEG 2000 codestream comments dropped: {len(meta.jp2_comments)} "
+                         f"({fmt} has no place for them)")
     return out
+
+
+_HAS_EXTENDED = re.compile(rb"""\s*<xmpNote:HasExtendedXMP>\s*([0-9A-Fa-f]{32})\s*</xmpNote:HasExtendedXMP>"""
+                           rb"""|\s+xmpNote:HasExtendedXMP=["']([0-9A-Fa-f]{32})["']""")
+
+
+def _with_extended_xmp(meta: Metadata, notes: list[str]) -> bytes | None:
+    """A JPEG's XMP with its extended part (what did not fit in one segment, in APP1 segments
+    of its own, XMP spec part 3, 1.1.3.1) merged back in, for a format that holds a packet of
+    any size; the main packet's pointer to it (xmpNote:HasExtendedXMP) goes, as it points at
+    nothing in the copy."""
+    xmp = meta.xmp
+    found = _HAS_EXTENDED.search(xmp or b"")
+    if not xmp or not found or not meta.jpeg_segments:
+        return xmp
+    guid = (found.group(1) or found.group(2)).upper()
+    parts: dict[int, bytes] = {}
+    total = 0
+    for marker, payload in meta.jpeg_segments:
+        head = len(_XMP_EXT_ID)
+        if marker == 0xE1 and payload.startswith(_XMP_EXT_ID) and payload[head : head + 32].upper() == guid:
+            total, offset = struct.unpack_from(">II", payload, head + 32)
+            parts[offset] = payload[head + 40 :]
+    extended, at = bytearray(), 0
+    for offset in sorted(parts):
+        if offset != at:
+            break
+        extended += parts[offset]
+        at += len(parts[offset])
+    start, end = extended.find(b"<rdf:RDF"), extended.rfind(b"</rdf:RDF>")
+    inner_at = extended.find(b">", start) + 1 if start >= 0 else 0
+    main_end = xmp.rfind(b"</rdf:RDF>")
+    if not parts or len(extended) != total or start < 0 or end < inner_at or main_end < 0:
+        notes.append("extended XMP dropped: its JPEG segments are incomplete")
+        return xmp
+    merged = _HAS_EXTENDED.sub(b"", xmp[:main_end]) + bytes(extended[inner_at:end]) + xmp[main_end:]
+    if not _well_formed_xml(merged):
+        notes.append("extended XMP dropped: it does not merge into a well-formed packet")
+        return xmp
+    return merged
+
+
+def _well_formed_xml(data: bytes) -> bool:
+    import xml.etree.ElementTree as ET  # noqa: PLC0415
+
+    try:
+        ET.fromstring(data.strip(b"\x00 \t\r\n").decode("utf-8"))
+    except (ET.ParseError, UnicodeDecodeError):
+        return False
+    return True
 
 
 _PSD_MOVED = frozenset({PSD_ICC, PSD_EXIF, PSD_EXIF3, PSD_XMP})
@@ -277,7 +329,8 @@ def _png_chunks(meta: Metadata, c: Carried, notes: list[str], srgb: bool) -> lis
                 out.append(Chunk(kind, ch.data))  # the input's own: its name and compression too
             else:
                 if kind == b"iCCP" and profile is None:
-                    notes.append("ICC profile replaced: the input's iCCP chunk cannot be decompressed; the copy is tagged sRGB")
+                    notes.append("ICC profile replaced: the input's iCCP chunk cannot be decompressed; "
+                                 "the copy is tagged sRGB")
                 out.append(Chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(c.icc_profile)))
         elif kind == b"sRGB":
             dropped.setdefault("the copy is tagged by its ICC profile", []).append("sRGB")

@@ -239,8 +239,10 @@ _JP2_UUIDS = {
 }
 
 
-_JP2_STRUCTURE = frozenset({b"jP  ", b"ftyp", b"jp2h", b"jp2c", b"rreq"})  # rebuilt by the writer
-_BOX_LIMIT = 64 << 20  # a carried box larger than this is left out (with a note, by carry.py)
+# boxes the writer makes afresh, or that describe codestreams and layers no copy has (JPX)
+_JP2_STRUCTURE = frozenset({b"jP  ", b"ftyp", b"jp2h", b"jp2c", b"rreq", b"jpch", b"jplh", b"ftbl", b"dtbl", b"cgrp",
+                            b"creg", b"mdat", b"drep", b"cref"})
+_BOX_LIMIT = 64 << 20  # bytes of boxes and chunks read to be carried (a larger one is not carried)
 
 
 def add_jp2_boxes(meta: Metadata, read: tiff_ifd.Reader) -> None:

@@ -14,7 +14,20 @@ only when a worker has room (backpressure), so memory does not grow with the siz
 Crash handling: when a worker dies, the files it held come back to the queue. Files that were
 lost together are retried one at a time ("solo": a worker holding a solo file gets nothing
 else), so the next crash names its culprit; a solo file whose worker dies more than
-`max_retries` times ends failed with CRASH_REASON.
+`max_retries` times ends failed: "out of memory" when Ray's memory monitor stopped the worker
+(the worker table says so), "crashed" (CRASH_REASON, kept by a plain rerun) when it killed its
+worker at least twice, else "internal" (a single death, as with --max-retries 0, may have been a
+kill from outside: a plain rerun tries it again).
+
+A lost cluster ends the run: a worker whose restart waits for room is not ready yet, never lost,
+so the driver watches for progress instead. Every record, every worker that becomes ready and
+every answer to a ping (sent every few seconds to each worker, answered by a thread of its own
+while a file is processed) is progress; after `lost_after` seconds without any, every worker, its
+node or the head is gone: the run stops, files without a record count as not started, and the
+receipts are kept for the rerun. Ray's driver gives up on a lost head (GCS) after its own
+reconnect timeout by ending the process; that timeout is raised above `lost_after` so that the
+run ends in its own words. A second signal stops at once even while the driver waits in Ray,
+whose waits swallow the KeyboardInterrupt (interrupts.StopFlag.check).
 
 The driver is the only manifest writer. Workers also append each record to a receipt file beside
 the manifest (`.<manifest>.receipts/<run_id>/`), removed when the driver has them all; if the
@@ -30,6 +43,7 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -43,10 +57,15 @@ from colorize_cli.manifest import FileRecord, ManifestWriter, Reason
 from colorize_cli.models.paths import DEFAULT_WEIGHTS
 from colorize_cli.run.context import ModelInfo, RunContext
 from colorize_cli.run.executors.receipts import adopt_receipts, receipts_root, remove_if_empty
+from colorize_cli.run.interrupts import check_signals
 from colorize_cli.run.plan import ModelRef
 from colorize_cli.settings import RaySettings, RunSettings
 
 CRASH_REASON = "worker crashed while processing this file"
+OOM_REASON = "out of memory while processing this image (Ray's memory monitor stopped its worker)"
+DIED_ONCE_REASON = "worker died while processing this file (killed from outside, or a crash); not tried again (--max-retries 0)"
+_WATCH = "watch"  # the workers' concurrency group for pings: answered while a file is processed
+_PING_EVERY = 5.0  # s between pings to one worker (at most a quarter of lost_after)
 _DEPTH = 2  # files queued on one worker: the next file is there when the current one ends
 _MAX_FAILED_STARTS = 3  # a restarted worker whose ready() fails this often in a row is given up
 INSTALL_HINT = 'the ray engine needs the "ray" extra: pip install "colorize-cli[ray]"'
@@ -104,11 +123,18 @@ class ColorizeWorker:
         self.batch_size = default_engine_settings(settings.runtime.batch_size, self.model.device).batch_size
         self.processor: Any = None
         self.receipt = receipts_root(Path(manifest)) / run_id / f"{socket.gethostname()}-{os.getpid()}.jsonl"
+        import ray  # noqa: PLC0415
+
         self.info = {"model": self.model.info.name, "sha256": self.model.info.sha256, "family": self.model.family, "render": self.model.render_size,
-                     "device": str(self.model.device), "host": socket.gethostname(), "pid": os.getpid(), "threads": torch.get_num_threads()}
+                     "device": str(self.model.device), "host": socket.gethostname(), "pid": os.getpid(), "threads": torch.get_num_threads(),
+                     "worker_id": ray.get_runtime_context().get_worker_id()}
 
     def ready(self) -> dict:
         return self.info
+
+    def ping(self) -> bool:
+        """Called in the `watch` concurrency group: answers while a file is being processed."""
+        return True
 
     def process(self, ctx: RunContext, job: Job, why: Reason) -> FileRecord:
         if self.processor is None or self.processor.ctx != ctx:
@@ -143,6 +169,7 @@ class _Task:
     why: Reason
     crashes: int = 0
     solo: bool = False  # lost with other files: retried alone so a crash names its file
+    died_on: str = ""  # the Ray worker id of the last worker that died holding this file alone
 
 
 @dataclass
@@ -153,6 +180,9 @@ class _Slot:
     started: bool = False  # its model has loaded at least once
     failed_starts: int = 0  # restarts in a row that did not come back
     ask_at: float | None = None  # when to ask a restarting worker again whether it is ready
+    worker_id: str = ""  # Ray's id of the worker process now behind the handle (from ready())
+    ping_ref: Any | None = None  # pending ping
+    ping_at: float = 0.0  # when the last ping was sent
 
     @property
     def ready(self) -> bool:
@@ -162,6 +192,9 @@ class _Slot:
 def connect(ray: Any, rs: RaySettings) -> None:
     """Join the cluster at rs.address, or start a local one: no dashboard, no usage stats."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray ends a driver whose head (GCS) has not answered for this long (60 s by default), with
+    # its own message and no end record: give the run's own watch (lost_after) time to end it.
+    os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(int(rs.lost_after) + 60))
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if rs.address:
@@ -193,12 +226,14 @@ class RayDriver:
         self.slots: list[_Slot] = []
         self.queue: deque[_Task] = deque()  # retries, sent before new files
         self.lost: str | None = None  # why the run stopped early, when every worker is gone
+        self.progress_at = time.monotonic()  # the last record, worker ready or ping answered
+        self.ping_every = max(0.5, min(_PING_EVERY, self.rs.lost_after / 4))
 
     # -- workers -----------------------------------------------------------------------------------
     def start_workers(self, manifest: Path, run_id: str) -> dict:
         """Start the workers; wait for the least number of them; return the first one's model info."""
         least, most = worker_count(self.ray, self.rs)
-        actor = self.ray.remote(ColorizeWorker).options(
+        actor = self.ray.remote(concurrency_groups={_WATCH: 1})(ColorizeWorker).options(
             num_cpus=self.rs.cpus_per_worker, num_gpus=self.rs.gpus_per_worker,
             max_restarts=-1, max_task_retries=0,  # restarts are free; file retries are counted here
         )
@@ -209,7 +244,8 @@ class RayDriver:
         info: dict | None = None
         waited = time.monotonic()
         while sum(s.ready for s in self.slots) < least:
-            got = self._poll_ready(timeout=5.0)
+            got = self._poll_ready(timeout=1.0)
+            check_signals()  # Ray's wait swallows a signal's KeyboardInterrupt
             info = info or got
             if not self.slots:
                 raise RayEngineError("no worker could start")
@@ -253,20 +289,33 @@ class RayDriver:
             if "error" in info:
                 raise RayEngineError(info["error"])
             slot.ready_ref, slot.started, slot.failed_starts = None, True, 0
+            slot.worker_id = info.get("worker_id", "")
+            self.progress_at = time.monotonic()
         return info
 
     def close(self) -> None:
+        """Stop every worker: ray.kill goes through the head (GCS); __ray_terminate__ goes to
+        the worker itself, so workers still alive leave (after the file in hand) and free their
+        CPUs and GPUs even when the head is gone."""
         for slot in self.slots:
-            try:
-                self.ray.kill(slot.handle)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+            for stop in (lambda h: h.__ray_terminate__.remote(), self.ray.kill):
+                try:
+                    stop(slot.handle)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self, todo: Iterator[tuple[Job, Reason]], emit: Callable[[FileRecord], None], stop: Any, ctx: RunContext) -> int:
-        """Send every file, emit one record per file; returns how many were never started."""
+        """Send every file, emit one record per file; returns how many were never started (or,
+        when the cluster was lost, started and never finished)."""
         todo = iter(todo)
         exhausted = False
+        self.progress_at = time.monotonic()
+
+        def record(rec: FileRecord) -> None:
+            self.progress_at = time.monotonic()
+            emit(rec)
+
         while True:
             if not stop:
                 exhausted = self._fill(todo, exhausted, ctx)
@@ -275,24 +324,61 @@ class RayDriver:
                 if stop or (exhausted and not self.queue):
                     break
                 self._check_workers(stop, timeout=0.5)  # nothing can be sent until a worker is ready
+            else:
+                self._collect(refs, record, ctx)
+                self._check_workers(stop, timeout=0)
+            stop.check()  # a second signal, whose KeyboardInterrupt Ray's wait swallowed
+            self._watch()
+            if self._stalled(stop):
+                break
+        held = sum(len(slot.held) for slot in self.slots)  # only when lost: their records never came
+        return len(self.queue) + held + (0 if exhausted else sum(1 for _ in todo))
+
+    def _collect(self, refs: dict[Any, _Slot], emit: Callable[[FileRecord], None], ctx: RunContext) -> None:
+        """Wait a moment for a file to finish; emit its record, or handle its worker's death."""
+        done, _ = self.ray.wait(list(refs), num_returns=1, timeout=0.5)
+        for ref in done:
+            slot = refs[ref]
+            if all(r is not ref for r, _ in slot.held):
+                continue  # dropped with the rest of a dead worker's files
+            task = next(t for r, t in slot.held if r is ref)
+            try:
+                rec = self.ray.get(ref)
+            except self.ray.exceptions.RayTaskError as e:  # a bug, not a crash: this file fails alone
+                rec = _failed(task, ctx, _cause(e))
+            except self.ray.exceptions.RayError as e:  # the worker died (or its node): its files come back
+                self._worker_died(slot, emit, ctx, oom=isinstance(e, self.ray.exceptions.OutOfMemoryError))
                 continue
-            done, _ = self.ray.wait(list(refs), num_returns=1, timeout=0.5)
-            for ref in done:
-                slot = refs[ref]
-                if all(r is not ref for r, _ in slot.held):
-                    continue  # dropped with the rest of a dead worker's files
-                task = next(t for r, t in slot.held if r is ref)
+            slot.held = [(r, t) for r, t in slot.held if r is not ref]
+            emit(rec)
+
+    def _watch(self) -> None:
+        """Ping every started worker every few seconds; any answer is progress."""
+        now = time.monotonic()
+        pending = [s.ping_ref for s in self.slots if s.ping_ref is not None]
+        done = self.ray.wait(pending, num_returns=len(pending), timeout=0)[0] if pending else []
+        for slot in self.slots:
+            if slot.ping_ref is not None and slot.ping_ref in done:
                 try:
-                    rec = self.ray.get(ref)
-                except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorUnavailableError):
-                    self._worker_died(slot, emit, ctx)
-                    continue
-                except self.ray.exceptions.RayTaskError as e:  # a bug, not a crash: this file fails alone
-                    rec = _failed(task, ctx, _cause(e))
-                slot.held = [(r, t) for r, t in slot.held if r is not ref]
-                emit(rec)
-            self._check_workers(stop, timeout=0)
-        return len(self.queue) + (0 if exhausted else sum(1 for _ in todo))
+                    self.ray.get(slot.ping_ref)
+                    self.progress_at = now
+                except self.ray.exceptions.RayError:  # restarting or gone: no answer
+                    pass
+                slot.ping_ref = None
+            if slot.started and slot.ping_ref is None and now - slot.ping_at >= self.ping_every:
+                slot.ping_ref, slot.ping_at = slot.handle.ping.options(concurrency_group=_WATCH).remote(), now
+
+    def _stalled(self, stop: Any) -> bool:
+        """No progress for lost_after seconds: the cluster is lost; say which part, if Ray can tell."""
+        if time.monotonic() - self.progress_at <= self.rs.lost_after:
+            return False
+        quiet = f"no worker has answered for {self.rs.lost_after:g} s"
+        if _head_answers(self.ray) is False:
+            self.lost = f"the Ray cluster's head (GCS) is not answering; {quiet}"
+        else:
+            self.lost = f"every Ray worker is lost: {quiet} (their node gone, or no room left to restart them)"
+        stop.set("cluster lost")
+        return True
 
     def _check_workers(self, stop: Any, timeout: float) -> None:
         try:
@@ -324,22 +410,32 @@ class RayDriver:
                 slot.held.append((slot.handle.process.remote(ctx, task.job, task.why), task))
         return exhausted
 
-    def _worker_died(self, slot: _Slot, emit: Callable[[FileRecord], None], ctx: RunContext) -> None:
+    def _worker_died(self, slot: _Slot, emit: Callable[[FileRecord], None], ctx: RunContext, oom: bool = False) -> None:
         """Every file the dead worker held comes back: alone on it, the file is blamed; lost with
         others, each is retried alone. The worker restarts (Ray) and is used once it is ready."""
         lost = [t for _, t in slot.held]
         slot.held = []
-        slot.ready_ref = slot.handle.ready.remote()
+        slot.ready_ref, slot.ask_at = slot.handle.ready.remote(), None
         if len(lost) == 1:
             task = lost[0]
             task.crashes += 1
             task.solo = True
+            task.died_on = "oom" if oom else slot.worker_id
             if task.crashes > self.rs.max_retries:
-                emit(_failed(task, ctx, CRASH_REASON, Kind.CRASHED))
+                emit(_failed(task, ctx, *self._verdict(task)))
                 return
         for task in reversed(lost):
             task.solo = True
             self.queue.appendleft(task)
+
+    def _verdict(self, task: _Task) -> tuple[str, Kind]:
+        """Why a file's worker died, as far as Ray knows: its memory monitor, or a crash seen
+        more than once; one death alone may have come from outside and is retried by a rerun."""
+        if task.died_on == "oom" or _exit_type(self.ray, task.died_on) == "NODE_OUT_OF_MEMORY":
+            return OOM_REASON, Kind.OUT_OF_MEMORY
+        if task.crashes >= 2:
+            return CRASH_REASON, Kind.CRASHED
+        return DIED_ONCE_REASON, Kind.INTERNAL
 
 
 def _failed(task: _Task, ctx: RunContext, reason: str, kind: Kind = Kind.INTERNAL) -> FileRecord:
@@ -351,6 +447,54 @@ def _failed(task: _Task, ctx: RunContext, reason: str, kind: Kind = Kind.INTERNA
         size = mtime = None
     return FileRecord(input=task.job.rel.as_posix(), status="failed", reason=reason, kind=kind.value,
                       input_size=size, input_mtime=mtime, run_id=ctx.run_id, settings_key=ctx.settings_key)
+
+
+def _exit_type(ray: Any, worker_id: str, wait: float = 3.0) -> str | None:
+    """How a dead worker exited, from the cluster's worker table: NODE_OUT_OF_MEMORY (Ray's
+    memory monitor), SYSTEM_ERROR (a crash, or SIGKILL: Ray cannot tell them apart), ... None when
+    not known within ``wait`` seconds (not reported yet, its node gone, the head gone, or Ray's
+    internal API changed). Asked in a thread of its own: a call to a lost head must not block the run."""
+    if not worker_id or _head_answers(ray) is not True:
+        return None
+    answer: list[str | None] = []
+
+    def ask() -> None:
+        try:
+            from ray._private import state  # noqa: PLC0415 - no public API says why a worker died
+            from ray.core.generated import common_pb2, gcs_pb2  # noqa: PLC0415
+
+            accessor = state.state._connect_and_get_accessor()
+            deadline = time.monotonic() + wait
+            while True:
+                raw = accessor.get_worker_info(ray._raylet.WorkerID(bytes.fromhex(worker_id)))
+                row = gcs_pb2.WorkerTableData.FromString(raw) if raw else None
+                if row is not None and not row.is_alive:
+                    answer.append(common_pb2.WorkerExitType.Name(row.exit_type))
+                    return
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        except Exception:  # noqa: BLE001 - unknown, never fatal
+            pass
+        answer.append(None)
+
+    asker = threading.Thread(target=ask, name="ray-exit-type", daemon=True)
+    asker.start()
+    asker.join(wait + 2.0)
+    return answer[0] if answer else None
+
+
+def _head_answers(ray: Any) -> bool | None:
+    """Whether the cluster's head (GCS) answers within 2 s; None when this Ray cannot be asked."""
+    try:
+        client = ray._private.worker.global_worker.gcs_client
+    except Exception:  # noqa: BLE001 - Ray's internals moved
+        return None
+    try:
+        client.check_alive([], timeout=2)
+    except Exception:  # noqa: BLE001 - RpcError: it did not answer
+        return False
+    return True
 
 
 def _cause(err: BaseException) -> str:
@@ -405,7 +549,8 @@ class RayExecutor:
             self.lost = self.driver.lost
 
     def finished(self, manifest: Path, run_id: str, complete: bool) -> None:
-        """Receipts are kept until every record they hold is in the manifest."""
-        if complete:
+        """Receipts are kept until every record they hold is in the manifest: after a lost
+        cluster, workers may have finished files whose records never came back."""
+        if complete and self.lost is None:
             shutil.rmtree(receipts_root(manifest) / run_id, ignore_errors=True)
             remove_if_empty(receipts_root(manifest))
