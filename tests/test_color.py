@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pytest
@@ -153,21 +152,3 @@ def test_bad_inputs_are_refused_with_a_reason(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         colorize_full_res(**args)
-
-
-def test_time_for_a_6_megapixel_scan(capsys):
-    gray = _scan(2000, 3000)
-    ab_small = _chroma(86, 128, spread=25.0)  # a 512 px render with a*b* at a quarter of it
-    report = []
-    for upsample in ("bilinear", "guided"):
-        colorize_full_res(gray, ab_small, 1.0, upsample)  # warm the tables
-        best = min(_timed(lambda: colorize_full_res(gray, ab_small, 1.0, upsample)) for _ in range(3))
-        report.append(f"{upsample} {best * 1e3:.0f} ms")
-    with capsys.disabled():
-        print(f"\ncolorize_full_res, 3000x2000 uint8 (single thread): {', '.join(report)}")
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
