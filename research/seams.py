@@ -38,8 +38,8 @@ CASES = [  # (name, h, w, sun at this fraction of the width or None, bits)
 
 
 def example() -> tuple[np.ndarray, list[Band], np.ndarray]:
-    """The README's first result, examples/scans/panorama-16bit.png, its sky and water rows."""
-    gray = np.asarray(Image.open("examples/scans/panorama-16bit.png"))
+    """The README's first result, tests/data/panorama-16bit.png, its sky and water rows."""
+    gray = np.asarray(Image.open("tests/data/panorama-16bit.png"))
     h, w = gray.shape
     y, x = np.mgrid[0:h, 0:w]
     away = np.hypot(x - 1200, y - 95) > 80 * 1.8

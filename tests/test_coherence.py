@@ -56,8 +56,8 @@ def test_wide_panoramas_get_one_colour_story_through_colorize_dir(tmp_path: Path
         else:
             Image.fromarray(pano.gray).save(scans / name)
         made[name] = pano
-    # the README's first result, the issue's report: its sky above the hills and its water
-    example = Path(__file__).parents[1] / "examples" / "scans" / "panorama-16bit.png"
+    # the first result the issue reported (the old synthetic sample): its sky above the hills and its water
+    example = Path(__file__).parent / "data" / "panorama-16bit.png"  # the synthetic sample the issue reported (it was examples/scans/)
     (scans / "example.png").write_bytes(example.read_bytes())
     y, x = np.mgrid[0:300, 0:1600]
     made["example.png"] = Panorama(np.zeros((300, 1600), np.uint16), [Band("sky", 4, 105), Band("water", 252, 296)],

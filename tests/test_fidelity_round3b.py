@@ -292,3 +292,29 @@ def test_extended_xmp_of_a_jpeg_merged_into_other_formats(tmp_path):
         assert after["XMP-dc:Description"] == before["XMP-dc:Description"], fmt
         assert after["XMP-dc:Title"] == "Hafen" and "XMP-xmpNote:HasExtendedXMP" not in after, fmt
         assert warnings(tmp_path / name) <= warnings(src) and not [n for n in notes if "XMP" in n], fmt
+
+
+def test_a_tifffile_shape_description_is_replaced_so_tifffile_reads_the_output(tmp_path):
+    """tifffile writes {"shape": [h, w]} as ImageDescription; the colour output is (h, w, 3): kept
+    (with our marker appended) it made tifffile fail on the output. Judged by tifffile itself."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import tifffile
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    gray = (np.arange(48 * 64, dtype=np.uint32).reshape(48, 64) % 251).astype(np.uint8)
+    tifffile.imwrite(src / "shaped.tif", gray)  # tifffile's default: shaped JSON description
+    assert tifffile.TiffFile(src / "shaped.tif").pages[0].description.startswith('{"shape"')
+    run = subprocess.run([sys.executable, "-m", "colorize_cli", "dir", str(src), "--out", str(out), "--device", "cpu", "-q"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    rgb = tifffile.imread(out / "shaped.tif")
+    assert rgb.shape == (48, 64, 3)
+    description = tifffile.TiffFile(out / "shaped.tif").pages[0].description
+    assert description.startswith("[colorized by colorize-cli ") and '"shape"' not in description
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    notes = next(r for r in records if r.get("input") == "shaped.tif")["notes"]
+    assert any("tifffile's array shape" in n for n in notes)

@@ -522,6 +522,9 @@ def _carry_tags(meta: Metadata, fmt: str, width: int, height: int, model_name: s
         tags[ORIENTATION] = pack(order, SHORT, 1)
     tags[_SOFTWARE] = _ascii(order, SOFTWARE.encode("ascii"))
     old = tags[_DESCRIPTION].data if _DESCRIPTION in tags else b""
+    if is_shape_description(old):
+        notes.append("ImageDescription replaced: it held tifffile's array shape of the gray input, which the colour output does not have")
+        old = b""
     tags[_DESCRIPTION] = _ascii(order, mark_description(old, model_name))
     if X_RES not in tags and meta.dpi:  # the input stated a resolution outside EXIF (JFIF, pHYs)
         tags[X_RES] = pack(order, RATIONAL, [rational(meta.dpi[0])])
@@ -545,6 +548,12 @@ def _carry_tags(meta: Metadata, fmt: str, width: int, height: int, model_name: s
         if dropped:
             notes.append(f"EXIF tags TIFF does not hold dropped: {', '.join(dropped)}")
     return out
+
+
+def is_shape_description(caption: bytes) -> bool:
+    """tifffile's own JSON description ({"shape": [...], ...}): it states the input array's shape,
+    and kept on a colour output it makes tifffile read that output with the gray shape (an error)."""
+    return caption.lstrip().startswith(b'{"shape":')
 
 
 def mark_description(old: bytes, model_name: str) -> bytes:
