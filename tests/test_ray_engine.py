@@ -165,7 +165,8 @@ def test_same_results_as_the_local_engine_and_a_rerun_redoes_nothing(cluster, sc
 
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
     again = colorize_dir(ray_args(scans, out, random_weights, cluster), env=cluster["env"])
-    assert again.returncode == 0, again.stderr  # the truncated file is a known failure, not redone
+    assert again.returncode == 1, again.stderr  # the truncated file is a known failure: not redone, still failed
+    assert json.loads(again.stdout)["previously_failed"] == 1
     assert json.loads(again.stdout)["counts"] == {"done": 0, "failed": 0, "skipped": N_SCANS + 1}
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
     rerun_id = [r for r in read_manifest(out / "manifest.jsonl") if r["type"] == "run"][-1]["run_id"]
@@ -263,7 +264,7 @@ def test_records_a_dead_driver_never_got_are_adopted_from_receipts(cluster, scan
     stamps = {rel: (out / latest(local_run)[rel]["output"]).stat().st_mtime_ns for rel in adopted}
 
     proc = colorize_dir(ray_args(scans, out, random_weights, cluster), env=cluster["env"])
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # the truncated file still failed from the first run
     assert json.loads(proc.stdout)["counts"] == {"done": 0, "failed": 0, "skipped": N_SCANS + 1}
     assert {rel: (out / latest(out)[rel]["output"]).stat().st_mtime_ns for rel in adopted} == stamps
     assert not receipts_root(manifest).exists()
