@@ -16,6 +16,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     import sys  # noqa: PLC0415
 
     sys.path.insert(0, str(Path(__file__).parent))
+    if hasattr(session.config, "workerinput"):  # a pytest-xdist worker: the controller installed them first
+        return
     from system_tools import ensure  # noqa: PLC0415
 
     problem = ensure()

@@ -40,30 +40,14 @@ from torch import nn
 from colorize_cli.models import ARCHS, check_model
 from colorize_cli.models.paths import recorded_digest, sidecar_path
 from colorize_cli.models.spec import ModelSpec, model_spec
-from colorize_cli.models.weights import ModelInfo, WeightsError
+from colorize_cli.models.errors import INSTALL_MODELS, CheckpointError, MissingExtraError, UnknownCheckpointError, UnsafeCheckpointError
+from colorize_cli.models.weights import ModelInfo
 
-INSTALL_MODELS = 'pip install "colorize-cli[models]"'
 ENTRY_POINT_GROUP = "colorize_cli.model_families"
 # Keys a training script nests the weights under (basicsr: params_ema/params; Lightning:
 # state_dict; fastai and many others: model), in the order they are preferred.
 WRAPPER_KEYS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net_g", "net")
 STRIPPED_PREFIXES = ("module.", "netG.")  # DataParallel, pix2pix-style generators
-
-
-class CheckpointError(WeightsError):
-    """A checkpoint that cannot be read or used."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A pickle that asks to run or import something a weights file has no need of: refused."""
-
-
-class UnknownCheckpointError(CheckpointError):
-    """A readable checkpoint of no known family."""
-
-
-class MissingExtraError(CheckpointError, ImportError):
-    """A family whose packages are not installed (the message says what to install)."""
 
 
 @dataclass(frozen=True)

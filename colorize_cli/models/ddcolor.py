@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorize_cli.color import EPSILON, KAPPA
-from colorize_cli.models.checkpoints import MissingExtraError, INSTALL_MODELS
+from colorize_cli.models.errors import INSTALL_MODELS, MissingExtraError
 from colorize_cli.models.skipinit import all_tensors_loaded, skip_random_init
 from colorize_cli.models.spec import ModelSpec
 
