@@ -27,9 +27,8 @@ from colorize_cli.io.meta import tiff_ifd
 from colorize_cli.io.read.errors import why_unopenable
 from colorize_cli.failures import FileFailure, Kind
 from colorize_cli.io.read.grayscale import float_to_16, int32_to_16, luminance8, luminance16, orient, to_uint8
-from colorize_cli.io.meta.source import (
-    Metadata, add_file_blocks, add_jp2_boxes, add_jpeg_segments, extract, jp2_codestream_cut, one_line,
-)
+from colorize_cli.io.meta.blocks import add_file_blocks, add_jp2_boxes, add_jpeg_segments, jp2_codestream_cut
+from colorize_cli.io.meta.source import Metadata, extract, one_line
 
 MAX_PAGES = 100  # pages of one multi-page TIFF: 500 tiny pages took minutes and gigabytes
 READ_FORMATS = tuple(dict.fromkeys(p for plugins in formats.PILLOW_PLUGINS.values() for p in plugins))
