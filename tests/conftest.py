@@ -65,3 +65,14 @@ def random_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "random-chromanet.safetensors"
     save_weights(build("chromanet").eval(), "chromanet", path)
     return path
+
+
+@pytest.fixture
+def fast_cli(monkeypatch):
+    """One torch thread for in-process runs (the test machine's cores are shared)."""
+    import dataclasses  # noqa: PLC0415
+
+    from colorize_cli import api  # noqa: PLC0415
+
+    real = api.default_engine_settings
+    monkeypatch.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real(b, d), torch_threads=1))

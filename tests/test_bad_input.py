@@ -20,7 +20,6 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli import api
 from colorize_cli.cli import terminal
 from colorize_cli.io.write import png as write_png
 from colorize_cli.cli.app import app
@@ -47,13 +46,6 @@ for args in json.loads(sys.argv[1]):
         codes.append(e.code)
 print(json.dumps(codes))
 """
-
-
-@pytest.fixture
-def fast_cli(monkeypatch):
-    """One torch thread (see DRIVER) for in-process runs."""
-    real = api.default_engine_settings
-    monkeypatch.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real(b, d), torch_threads=1))
 
 
 def texture(h: int, w: int, seed: int) -> np.ndarray:

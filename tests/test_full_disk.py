@@ -21,7 +21,6 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli import api
 from colorize_cli.cli.app import app
 from colorize_cli.io.scanfile import WriteError, write_image
 from colorize_cli.manifest import read_manifest
@@ -118,13 +117,6 @@ def test_every_free_space_level_gives_a_whole_file_or_disk_full(fmt: str, tmpfs:
     seen = [outcomes[level] for level in sorted(outcomes)]
     assert "disk full" in seen and "written" in seen, outcomes
     assert seen == sorted(seen), outcomes  # "disk full" < "written": one switch, at the boundary
-
-
-@pytest.fixture
-def fast_cli(monkeypatch):
-    """One torch thread for in-process runs (the test machine's cores are shared)."""
-    real = api.default_engine_settings
-    monkeypatch.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real(b, d), torch_threads=1))
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))

@@ -4,7 +4,6 @@ true reason (and kind) of files Pillow cannot open."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -23,7 +22,6 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli import api
 from colorize_cli.io import fsutil
 from colorize_cli.cli.app import app
 from colorize_cli.run.session import remove_stale_temps
@@ -41,13 +39,6 @@ from colorize_cli.manifest import (
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-@pytest.fixture
-def fast_cli(monkeypatch):
-    """One torch thread for in-process runs (the test machine's cores are shared)."""
-    real = api.default_engine_settings
-    monkeypatch.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real(b, d), torch_threads=1))
 
 
 def scans(root: Path, n: int = 2) -> list[str]:

@@ -5,7 +5,6 @@ names and inputs swapped after the walk."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -33,26 +32,11 @@ from colorize_cli.settings import ColorSettings, RunSettings, RuntimeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
+from test_integrity import command, scans  # noqa: E402 - the same small scans and command line
+
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-@pytest.fixture
-def fast_cli(monkeypatch):
-    """One torch thread for in-process runs (the test machine's cores are shared)."""
-    real = api.default_engine_settings
-    monkeypatch.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real(b, d), torch_threads=1))
-
-
-def scans(root: Path, n: int = 2) -> list[str]:
-    root.mkdir(parents=True, exist_ok=True)
-    rels = [f"s{i}.png" for i in range(n)]
-    for i, rel in enumerate(rels):
-        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 60), dtype=np.uint8), "L").save(root / rel)
-    return rels
-
-
-def command(src: Path, out: Path, weights: Path, *extra: str) -> list[str]:
-    return ["dir", str(src), "--out", str(out), "--weights", str(weights), "--render-size", "64", "--device", "cpu", "--json", *extra]
 
 
 def file_records(manifest: Path) -> dict[str, dict]:

@@ -654,7 +654,7 @@ def _exif_tags(path: Path) -> dict:
     return json.loads(out.stdout)[0]
 
 
-@pytest.mark.parametrize(("family", "fmt"), [("eccv16", "pth"), ("siggraph17", "safetensors"), ("ddcolor", "pth"), ("ddcolor", "safetensors")])
+@pytest.mark.parametrize(("family", "fmt"), [("eccv16", "pth"), ("siggraph17", "safetensors"), ("ddcolor", "pth")])  # each format and family once; pth = safetensors numerically: test_pth_and_safetensors_give_the_same_numbers
 def test_upstream_checkpoints_run_through_colorize_dir(family, fmt, checkpoints, tmp_path):
     """Detected, every scan done at its own size with its own luminance, the checkpoint's sha256
     and family in each output's XMP (read by exiftool) and in the manifest, and a rerun skips."""

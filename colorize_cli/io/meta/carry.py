@@ -224,20 +224,10 @@ def _with_extended_xmp(meta: Metadata, notes: list[str]) -> bytes | None:
         notes.append("extended XMP dropped: its JPEG segments are incomplete")
         return xmp
     merged = _HAS_EXTENDED.sub(b"", xmp[:main_end]) + bytes(extended[inner_at:end]) + xmp[main_end:]
-    if not _well_formed_xml(merged):
+    if not provenance.well_formed(merged):
         notes.append("extended XMP dropped: it does not merge into a well-formed packet")
         return xmp
     return merged
-
-
-def _well_formed_xml(data: bytes) -> bool:
-    import xml.etree.ElementTree as ET  # noqa: PLC0415
-
-    try:
-        ET.fromstring(data.strip(b"\x00 \t\r\n").decode("utf-8"))
-    except (ET.ParseError, UnicodeDecodeError):
-        return False
-    return True
 
 
 _PSD_MOVED = frozenset({PSD_ICC, PSD_EXIF, PSD_EXIF3, PSD_XMP})

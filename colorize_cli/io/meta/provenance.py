@@ -82,7 +82,8 @@ def _packet(body: bytes) -> bytes:
     )
 
 
-def _well_formed(xmp: bytes) -> bool:
+def well_formed(xmp: bytes) -> bool:
+    """An XMP packet that parses as XML (UTF-8)."""
     try:
         ET.fromstring(xmp.strip(b"\x00 \t\r\n").decode("utf-8"))
     except (ET.ParseError, UnicodeDecodeError):
@@ -112,7 +113,7 @@ def merge(xmp: bytes | None, provenance: Provenance, notes: list[str]) -> bytes:
     ours = provenance.description(about.group(2) if about else b"")
     end = kept.rfind(b"</rdf:RDF>")
     merged = kept[:end] + ours + b" " + kept[end:] if end >= 0 else b""
-    if end < 0 or not _well_formed(merged):
+    if end < 0 or not well_formed(merged):
         notes.append("XMP replaced: the input's XMP is not well-formed, only the provenance is written")
         return _packet(provenance.description())
     return merged

@@ -195,6 +195,9 @@ def connect(ray: Any, rs: RaySettings) -> None:
     # Ray ends a driver whose head (GCS) has not answered for this long (60 s by default), with
     # its own message and no end record: give the run's own watch (lost_after) time to end it.
     os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(int(rs.lost_after) + 60))
+    # Python runs a signal's handler only when Ray's wait lets it (every 1 s by default), and two
+    # signals before that run it once: a quick second Ctrl-C would be taken for the first.
+    os.environ.setdefault("RAY_get_check_signal_interval_milliseconds", "20")
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if rs.address:
