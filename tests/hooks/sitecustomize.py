@@ -3,8 +3,8 @@ inputs named in the file $COLORIZE_TEST_CRASH_FILE, standing in for what a scan 
 can do to it. One input a line, its absolute path, optionally after an action:
 
     crash PATH   (or PATH alone) the worker dies with os._exit(3), as on a decoder's segfault
-    hog=MB PATH  the worker takes memory, up to MB MiB, until something stops it (Ray's memory
-                 monitor); then it holds it 30 s and goes on
+    hog=MB PATH  the worker takes memory, up to MB MiB (and never the machine's last GiB), until
+                 something stops it (Ray's memory monitor); then it holds it 30 s and goes on
     sleep PATH   the worker writes its pid to $COLORIZE_TEST_CRASH_FILE.pid and waits while the
                  line is there (at most 120 s), then goes on: a file that takes long, to be
                  interrupted or killed from outside by the test
@@ -43,6 +43,8 @@ def _misbehave(path: str) -> None:
     if action and action.startswith("hog="):
         held = []
         for _ in range(int(action[4:]) // 128):
+            if _available() < (1 << 30):
+                break
             block = bytearray(128 << 20)
             block[::4096] = b"\1" * len(block[::4096])  # touch every page
             held.append(block)
@@ -54,6 +56,14 @@ def _misbehave(path: str) -> None:
         deadline = time.monotonic() + 120
         while _actions().get(path) == "sleep" and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+def _available() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _patch(module) -> None:
