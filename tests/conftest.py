@@ -76,3 +76,15 @@ def fast_cli(monkeypatch):
 
     real = api.default_engine_settings
     monkeypatch.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real(b, d), torch_threads=1))
+
+
+# The longest test files start first, so that the two workers (pytest-xdist, --dist loadfile) end
+# together instead of one waiting out a Ray cluster alone at the end (measured: 6 min 44 s in
+# collection order on two cores).
+LONGEST_FIRST = ("test_ray_faults.py", "test_ray_engine.py", "test_memory.py", "test_model_families.py", "test_install.py",
+                 "test_report.py", "test_integrity_round3.py", "test_training.py", "test_manifest.py", "test_bench.py")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable: the rest keep their order
