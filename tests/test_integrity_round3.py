@@ -389,3 +389,29 @@ def test_inputs_swapped_after_the_walk_are_not_read_blindly(tmp_path: Path, rand
         fsutil.read_input(src / "s2.png", follow=False)
     with pytest.raises(FileFailure, match="image too large: the file holds"):
         fsutil.read_input(src / "s3.png", max_bytes=100)  # refused before a byte is read
+
+
+def test_a_gif_that_declares_a_bomb_canvas_fails_as_too_large_and_alone(tmp_path: Path) -> None:
+    """Pillow refuses a GIF whose logical screen is 65535 x 65535 already when opening it; that is
+    a scan too large for the tool, not the program's fault (it was kind `internal`)."""
+    import io
+    import json as json_
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    buf = io.BytesIO()
+    Image.new("L", (1, 1), 7).save(buf, "GIF")
+    gif = bytearray(buf.getvalue())
+    gif[6:10] = b"\xff\xff\xff\xff"  # logical screen width and height: 65535 each
+    (src / "bomb.gif").write_bytes(bytes(gif))
+    Image.fromarray(np.full((40, 60), 120, np.uint8)).save(src / "good.png")
+    before = (src / "bomb.gif").read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "colorize_cli", "dir", str(src), "--out", str(out), "--device", "cpu", "-q", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    summary = json_.loads(proc.stdout)
+    assert summary["counts"] == {"done": 1, "failed": 1, "skipped": 0}
+    (failure,) = summary["failures"]
+    assert failure["input"] == "bomb.gif" and failure["kind"] == "too large" and failure["reason"].startswith("image too large")
+    assert (out / "good.png").is_file() and not any(out.glob("bomb*"))
+    assert (src / "bomb.gif").read_bytes() == before

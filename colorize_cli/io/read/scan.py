@@ -133,6 +133,8 @@ def _open_image(fp: BinaryIO, name: str, size: int) -> ImageFile.ImageFile:
         fp.seek(0)
         try:
             return factory(fp, name)
+        except Image.DecompressionBombError as err:  # a GIF's frames declare a canvas Pillow refuses at open
+            raise ImageError(f"image too large: {one_line(err)}", Kind.TOO_LARGE) from None
         except (SyntaxError, IndexError, TypeError, ValueError, struct.error, EOFError) as err:
             refused = refused or ((fmt, err) if fmt == signature else None)
             continue
