@@ -392,8 +392,8 @@ def test_inputs_swapped_after_the_walk_are_not_read_blindly(tmp_path: Path, rand
 
 
 def test_a_gif_that_declares_a_bomb_canvas_fails_as_too_large_and_alone(tmp_path: Path) -> None:
-    """Pillow refuses a GIF whose logical screen is 65535 x 65535 already when opening it; that is
-    a scan too large for the tool, not the program's fault (it was kind `internal`)."""
+    """Pillow refuses a GIF whose frame declares 65535 x 10751 px already when opening it; that is a
+    scan too large for the tool, not the program's fault (it was kind `internal`)."""
     import io
     import json as json_
 
@@ -402,7 +402,8 @@ def test_a_gif_that_declares_a_bomb_canvas_fails_as_too_large_and_alone(tmp_path
     buf = io.BytesIO()
     Image.new("L", (1, 1), 7).save(buf, "GIF")
     gif = bytearray(buf.getvalue())
-    gif[6:10] = b"\xff\xff\xff\xff"  # logical screen width and height: 65535 each
+    at = gif.index(b"\x2c\x00\x00\x00\x00")  # the image descriptor: left, top, then width and height
+    gif[at + 5 : at + 9] = b"\xff\xff\xff\x29"  # a frame of 65535 x 10751 (as Pillow's own decompression_bomb.gif)
     (src / "bomb.gif").write_bytes(bytes(gif))
     Image.fromarray(np.full((40, 60), 120, np.uint8)).save(src / "good.png")
     before = (src / "bomb.gif").read_bytes()
