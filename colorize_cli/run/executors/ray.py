@@ -41,9 +41,7 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -53,13 +51,15 @@ from typing import Any
 
 from colorize_cli.discover.find import Job
 from colorize_cli.failures import Kind
-from colorize_cli.manifest import FileRecord, ManifestWriter, Reason
+from colorize_cli.manifest import FileRecord, Reason
 from colorize_cli.models.paths import DEFAULT_WEIGHTS
 from colorize_cli.run.context import ModelInfo, RunContext
+from colorize_cli.run.executors.ray_cluster import RayEngineError, cause, connect, exit_type, head_answers, import_ray, worker_count
+from colorize_cli.run.executors.ray_worker import ColorizeWorker
 from colorize_cli.run.executors.receipts import adopt_receipts, receipts_root, remove_if_empty
 from colorize_cli.run.interrupts import check_signals
 from colorize_cli.run.plan import ModelRef
-from colorize_cli.settings import RaySettings, RunSettings
+from colorize_cli.settings import RunSettings
 
 CRASH_REASON = "worker crashed while processing this file"
 OOM_REASON = "out of memory while processing this image (Ray's memory monitor stopped its worker)"
@@ -68,21 +68,6 @@ _WATCH = "watch"  # the workers' concurrency group for pings: answered while a f
 _PING_EVERY = 5.0  # s between pings to one worker (at most a quarter of lost_after)
 _DEPTH = 2  # files queued on one worker: the next file is there when the current one ends
 _MAX_FAILED_STARTS = 3  # a restarted worker whose ready() fails this often in a row is given up
-INSTALL_HINT = 'the ray engine needs the "ray" extra: pip install "colorize-cli[ray]"'
-
-
-class RayEngineError(RuntimeError):
-    """The cluster could not be used: not installed, not reachable, no worker could start. (A
-    cluster lost mid-run is not an error of the run: RayExecutor.lost says why it stopped.)"""
-
-
-def import_ray() -> Any:
-    """Ray, or a RayEngineError saying how to get it (never a bare ImportError)."""
-    try:
-        import ray  # noqa: PLC0415
-    except ImportError as e:
-        raise RayEngineError(f"{INSTALL_HINT} ({e})") from None
-    return ray
 
 
 def parse_workers(text: str) -> tuple[int, int]:
@@ -95,69 +80,6 @@ def parse_workers(text: str) -> tuple[int, int]:
     if not 1 <= lo <= hi:
         raise ValueError(f"--workers {text}: need 1 <= N <= M")
     return lo, hi
-
-
-# --------------------------------------------------------------------------- the worker
-
-
-class ColorizeWorker:
-    """One Ray actor: loads the model once, from the weights path, and colorizes files one at a
-    time with the run's own per-file processor. Created with everything it needs, so a
-    restarted actor is the same worker; each call brings the run's context."""
-
-    def __init__(self, settings: RunSettings, manifest: str, run_id: str, threads: int) -> None:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does, before torch loads
-        import torch  # noqa: PLC0415
-
-        torch.set_num_threads(threads)
-        from colorize_cli.inference.colorizer import load_model  # noqa: PLC0415
-        from colorize_cli.inference.devices import DeviceError  # noqa: PLC0415
-        from colorize_cli.models.weights import WeightsError  # noqa: PLC0415
-        from colorize_cli.run.executors.local import default_engine_settings  # noqa: PLC0415
-
-        try:
-            self.model = load_model(settings.weights, settings.runtime.device, settings.runtime.fp32, settings.model_family)
-        except (WeightsError, DeviceError) as e:  # told to the driver, which stops with the local engine's words
-            self.info = {"error": str(e)}
-            return
-        self.batch_size = default_engine_settings(settings.runtime.batch_size, self.model.device).batch_size
-        self.processor: Any = None
-        self.receipt = receipts_root(Path(manifest)) / run_id / f"{socket.gethostname()}-{os.getpid()}.jsonl"
-        import ray  # noqa: PLC0415
-
-        self.info = {"model": self.model.info.name, "sha256": self.model.info.sha256, "family": self.model.family, "render": self.model.render_size,
-                     "device": str(self.model.device), "host": socket.gethostname(), "pid": os.getpid(), "threads": torch.get_num_threads(),
-                     "worker_id": ray.get_runtime_context().get_worker_id()}
-
-    def ready(self) -> dict:
-        return self.info
-
-    def ping(self) -> bool:
-        """Called in the `watch` concurrency group: answers while a file is being processed."""
-        return True
-
-    def process(self, ctx: RunContext, job: Job, why: Reason) -> FileRecord:
-        if self.processor is None or self.processor.ctx != ctx:
-            from colorize_cli.run.processor import FileProcessor  # noqa: PLC0415
-
-            thumbs = None
-            if ctx.settings.report:
-                from colorize_cli.report.thumbnails import ThumbnailWriter  # noqa: PLC0415
-
-                thumbs = ThumbnailWriter(ctx.out_root)
-            self.processor = FileProcessor(self.model.predictor, self.model.info.name, ctx, self.batch_size, thumbs)
-        rec = self.processor.process(job, why)
-        self._write_receipt(rec)
-        return rec
-
-    def _write_receipt(self, rec: FileRecord) -> None:
-        """Best effort: a lost receipt only means the file is redone if the driver dies too."""
-        try:
-            self.receipt.parent.mkdir(parents=True, exist_ok=True)
-            with ManifestWriter(self.receipt) as w:
-                w.write(rec)
-        except OSError:
-            pass
 
 
 # --------------------------------------------------------------------------- the driver
@@ -187,36 +109,6 @@ class _Slot:
     @property
     def ready(self) -> bool:
         return self.started and self.ready_ref is None and self.ask_at is None
-
-
-def connect(ray: Any, rs: RaySettings) -> None:
-    """Join the cluster at rs.address, or start a local one: no dashboard, no usage stats."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Ray ends a driver whose head (GCS) has not answered for this long (60 s by default), with
-    # its own message and no end record: give the run's own watch (lost_after) time to end it.
-    os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(int(rs.lost_after) + 60))
-    # Python runs a signal's handler only when Ray's wait lets it (every 1 s by default), and two
-    # signals before that run it once: a quick second Ctrl-C would be taken for the first.
-    os.environ.setdefault("RAY_get_check_signal_interval_milliseconds", "20")
-    kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
-    try:
-        if rs.address:
-            ray.init(address=rs.address, **kwargs)
-        else:  # "local": a new cluster, never one that another `ray start` left running
-            ray.init(address="local", include_dashboard=False, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at {rs.address}" if rs.address else "a local Ray cluster"
-        hint = " (is `ray start --head` running?)" if rs.address else ""
-        raise RayEngineError(f"cannot connect to {where}{hint}: {str(e).strip().splitlines()[0]}") from None
-
-
-def worker_count(ray: Any, rs: RaySettings) -> tuple[int, int]:
-    if rs.workers:
-        return rs.workers
-    res = ray.cluster_resources()
-    fits = res.get("GPU", 0) / rs.gpus_per_worker if rs.gpus_per_worker else res.get("CPU", 1) / rs.cpus_per_worker
-    n = max(1, int(fits + 1e-9))
-    return n, n
 
 
 class RayDriver:
@@ -279,13 +171,13 @@ class RayDriver:
                 continue
             except self.ray.exceptions.RayActorError as e:
                 if not slot.started:  # the model does not load there: nothing will work
-                    raise RayEngineError(f"a worker could not start: {_cause(e)}") from None
+                    raise RayEngineError(f"a worker could not start: {cause(e)}") from None
                 slot.failed_starts += 1
                 if slot.failed_starts > _MAX_FAILED_STARTS:
                     self.slots.remove(slot)
                     self.ray.kill(slot.handle)
                     if not self.slots:
-                        raise RayEngineError(f"every worker is gone: {_cause(e)}") from None
+                        raise RayEngineError(f"every worker is gone: {cause(e)}") from None
                 else:
                     slot.ready_ref, slot.ask_at = None, time.monotonic() + 0.5
                 continue
@@ -348,7 +240,7 @@ class RayDriver:
             try:
                 rec = self.ray.get(ref)
             except self.ray.exceptions.RayTaskError as e:  # a bug, not a crash: this file fails alone
-                rec = _failed(task, ctx, _cause(e))
+                rec = _failed(task, ctx, cause(e))
             except self.ray.exceptions.RayError as e:  # the worker died (or its node): its files come back
                 self._worker_died(slot, emit, ctx, oom=isinstance(e, self.ray.exceptions.OutOfMemoryError))
                 continue
@@ -376,7 +268,7 @@ class RayDriver:
         if time.monotonic() - self.progress_at <= self.rs.lost_after:
             return False
         quiet = f"no worker has answered for {self.rs.lost_after:g} s"
-        if _head_answers(self.ray) is False:
+        if head_answers(self.ray) is False:
             self.lost = f"the Ray cluster's head (GCS) is not answering; {quiet}"
         else:
             self.lost = f"every Ray worker is lost: {quiet} (their node gone, or no room left to restart them)"
@@ -434,7 +326,7 @@ class RayDriver:
     def _verdict(self, task: _Task) -> tuple[str, Kind]:
         """Why a file's worker died, as far as Ray knows: its memory monitor, or a crash seen
         more than once; one death alone may have come from outside and is retried by a rerun."""
-        if task.died_on == "oom" or _exit_type(self.ray, task.died_on) == "NODE_OUT_OF_MEMORY":
+        if task.died_on == "oom" or exit_type(self.ray, task.died_on) == "NODE_OUT_OF_MEMORY":
             return OOM_REASON, Kind.OUT_OF_MEMORY
         if task.crashes >= 2:
             return CRASH_REASON, Kind.CRASHED
@@ -450,64 +342,6 @@ def _failed(task: _Task, ctx: RunContext, reason: str, kind: Kind = Kind.INTERNA
         size = mtime = None
     return FileRecord(input=task.job.rel.as_posix(), status="failed", reason=reason, kind=kind.value,
                       input_size=size, input_mtime=mtime, run_id=ctx.run_id, settings_key=ctx.settings_key)
-
-
-def _exit_type(ray: Any, worker_id: str, wait: float = 3.0) -> str | None:
-    """How a dead worker exited, from the cluster's worker table: NODE_OUT_OF_MEMORY (Ray's
-    memory monitor), SYSTEM_ERROR (a crash, or SIGKILL: Ray cannot tell them apart), ... None when
-    not known within ``wait`` seconds (not reported yet, its node gone, the head gone, or Ray's
-    internal API changed). Asked in a thread of its own: a call to a lost head must not block the run."""
-    if not worker_id or _head_answers(ray) is not True:
-        return None
-    answer: list[str | None] = []
-
-    def ask() -> None:
-        try:
-            from ray._private import state  # noqa: PLC0415 - no public API says why a worker died
-            from ray.core.generated import common_pb2, gcs_pb2  # noqa: PLC0415
-
-            accessor = state.state._connect_and_get_accessor()
-            deadline = time.monotonic() + wait
-            while True:
-                raw = accessor.get_worker_info(ray._raylet.WorkerID(bytes.fromhex(worker_id)))
-                row = gcs_pb2.WorkerTableData.FromString(raw) if raw else None
-                if row is not None and not row.is_alive:
-                    answer.append(common_pb2.WorkerExitType.Name(row.exit_type))
-                    return
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
-        except Exception:  # noqa: BLE001 - unknown, never fatal
-            pass
-        answer.append(None)
-
-    asker = threading.Thread(target=ask, name="ray-exit-type", daemon=True)
-    asker.start()
-    asker.join(wait + 2.0)
-    return answer[0] if answer else None
-
-
-def _head_answers(ray: Any) -> bool | None:
-    """Whether the cluster's head (GCS) answers within 2 s; None when this Ray cannot be asked."""
-    try:
-        client = ray._private.worker.global_worker.gcs_client
-    except Exception:  # noqa: BLE001 - Ray's internals moved
-        return None
-    try:
-        client.check_alive([], timeout=2)
-    except Exception:  # noqa: BLE001 - RpcError: it did not answer
-        return False
-    return True
-
-
-def _cause(err: BaseException) -> str:
-    """One line for a worker's error: the underlying exception when Ray wraps one."""
-    cause = getattr(err, "cause", None)
-    if cause is None:  # Ray's own error: its message ends with the line that says what happened
-        text = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        return text[-1] if text else type(err).__name__
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[0] if text else 'no details'}"
 
 
 # --------------------------------------------------------------------------- the executor
