@@ -367,6 +367,8 @@ def test_specs_say_what_the_pipeline_must_do(loaded, raw, gray):
     ddcolor = loaded["ddcolor", "pth"][0].spec
     assert (ddcolor.input_kind, ddcolor.fixed_size, ddcolor.tileable, ddcolor.thread_safe) == ("gray_rgb", SIZE, False, False)
     assert ddcolor.working_size(300, 2000) == (SIZE, SIZE)
+    assert ddcolor.working_size(300, 2000, render_size=200) == (224, 224)  # --render-size, up to 32s
+    assert (ddcolor.square(0), ddcolor.square(256)) == (SIZE, 256)
     assert ddcolor.dtypes_for("cpu") == ("float32",)
     assert set(ddcolor.dtypes_for("cuda")) == {"bfloat16", "float32"}  # spandrel: no float16 for DDColor
     for family in ("eccv16", "siggraph17"):
@@ -655,9 +657,10 @@ def _exif_tags(path: Path) -> dict:
 
 
 @pytest.mark.parametrize(("family", "fmt"), [("eccv16", "pth"), ("siggraph17", "safetensors"), ("ddcolor", "pth")])  # each format and family once; pth = safetensors numerically: test_pth_and_safetensors_give_the_same_numbers
-def test_upstream_checkpoints_run_through_colorize_dir(family, fmt, checkpoints, tmp_path):
+def test_upstream_checkpoints_run_through_colorize_dir(family, fmt, checkpoints, tmp_path, monkeypatch):
     """Detected, every scan done at its own size with its own luminance, the checkpoint's sha256
-    and family in each output's XMP (read by exiftool) and in the manifest, and a rerun skips."""
+    and family in each output's XMP (read by exiftool) and in the manifest, and a rerun skips.
+    DDColor runs at the square --render-size asks for (upstream's --input_size)."""
     from PIL import Image
     from typer.testing import CliRunner
 
@@ -669,11 +672,24 @@ def test_upstream_checkpoints_run_through_colorize_dir(family, fmt, checkpoints,
     src, out = tmp_path / "scans", tmp_path / "out"
     grays = _pipeline_scans(src)
     args = ["dir", str(src), "--out", str(out), "--weights", str(weights), "--device", "cpu", "-q", "--json"]
+    seen: list[tuple[int, ...]] = []
     if family == "ddcolor":
-        args += ["--render-size", "128"]  # its square input, 128 instead of upstream's 512: a random network, a fast test
+        args += ["--render-size", "120"]  # its square input, 128 (120 rounded up to 32s) instead of upstream's 512
+        from colorize_cli.models.ddcolor import DDColor
+
+        real = DDColor.gray_rgb
+
+        def gray_rgb(self, gray):
+            out = real(self, gray)
+            seen.append(tuple(out.shape[-2:]))
+            return out
+
+        monkeypatch.setattr(DDColor, "gray_rgb", gray_rgb)
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     assert json.loads(first.output)["counts"] == {"done": 3, "failed": 0, "skipped": 0}
+    if family == "ddcolor":
+        assert seen == [(128, 128)] * 3, seen
     digest = _sha256(weights)
     records = [r for r in read_manifest(out / "manifest.jsonl") if r["type"] in ("run", "file")]
     assert records[0]["model_sha256"] == digest

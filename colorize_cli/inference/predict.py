@@ -179,7 +179,7 @@ def predict_working_ab(predictor: Predictor, lightness: np.ndarray, color: Color
     A tiled scan is held at low frequency to a whole-scan thumbnail (``coherence``), so one scan
     gets one colour story wherever the tile edges fall; ``hold=False`` gives the raw blend."""
     if predictor.spec.fixed_size is not None:  # a model that sees the whole picture (DDColor): never tiled
-        return predict_whole(predictor, lightness, predictor.spec.fixed_size, color.tta)
+        return predict_whole(predictor, lightness, predictor.spec.square(color.render_size), color.tta)
     tile_size = color.tile_size
     while True:
         settings = ColorSettings(**{**color.__dict__, "tile_size": tile_size})

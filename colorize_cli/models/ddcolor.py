@@ -10,7 +10,8 @@ sizes and weights). We do not use spandrel's call API (it feeds the network at t
 
 1. the scan as RGB in [0, 1] (a gray scan: its gray value in all three channels);
 2. bilinear resize to ``input_size`` x ``input_size`` (512 in upstream's inference scripts,
-   for every published model; the aspect ratio is not kept);
+   for every published model; the aspect ratio is not kept; ``--render-size`` sets it here, as
+   upstream's ``--input_size`` does there);
 3. L* of that, a*=b*=0, back to RGB: for a gray picture that is the resized gray itself;
 4. the network (which subtracts ImageNet's mean and divides by its std inside) returns a*b* in
    Lab units at ``input_size``; upstream resizes them to the original size and puts the
@@ -153,8 +154,9 @@ def lightness_to_gray(lightness: torch.Tensor) -> torch.Tensor:
 class DDColor(nn.Module):
     """A DDColor network (any published variant) behind the ColorModel interface.
 
-    ``predict_ab`` takes L* like every model here and returns a*b* at ``input_size`` x
-    ``input_size`` whatever the input size (the pipeline resizes them back to the scan);
+    ``predict_ab`` takes L* like every model here and returns a*b* at the square it ran at
+    (the input's own square when its side is a multiple of 32, which is how the pipeline calls
+    it at --render-size, else ``input_size``); the pipeline resizes them back to the scan;
     ``predict_ab_from_gray`` takes the gray image in [0, 1] directly, as upstream does."""
 
     family = "ddcolor"
@@ -193,8 +195,11 @@ class DDColor(nn.Module):
         )
 
     def gray_rgb(self, gray: torch.Tensor) -> torch.Tensor:
-        """(N,1,H,W) gray in [0, 1] -> (N,3,S,S) what the network takes (S = input_size)."""
-        size = (self.input_size, self.input_size)
+        """(N,1,H,W) gray in [0, 1] -> (N,3,S,S) what the network takes. A square whose side is a
+        multiple of 32 is taken at its own size (the pipeline chose it: --render-size); anything
+        else is resized to input_size."""
+        h, w = gray.shape[-2:]
+        size = (h, w) if h == w and h % self.stride == 0 else (self.input_size, self.input_size)
         if tuple(gray.shape[-2:]) != size:
             gray = F.interpolate(gray, size=size, mode="bilinear", align_corners=False)
         return gray.clamp(0.0, 1.0).repeat(1, 3, 1, 1)
@@ -204,7 +209,7 @@ class DDColor(nn.Module):
         return self.net(self.gray_rgb(gray))
 
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
-        """(N,1,H,W) L* in [0, 100] -> (N,2,S,S) a*b* in Lab units, S = input_size."""
+        """(N,1,H,W) L* in [0, 100] -> (N,2,S,S) a*b* in Lab units, S as in gray_rgb."""
         return self.predict_ab_from_gray(lightness_to_gray(lightness))
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:

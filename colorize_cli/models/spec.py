@@ -98,7 +98,8 @@ class ModelSpec:
     def working_size(self, height: int, width: int, render_size: int | None = None) -> tuple[int, int]:
         """(height, width) of the working copy the network should see for a scan of this size.
 
-        A fixed-size model always gets its square. A free-size model gets the scan scaled so its
+        A fixed-size model gets its square: ``render_size`` (rounded up to ``multiple_of``) when
+        given, else ``fixed_size``. A free-size model gets the scan scaled so its
         long side is ``render_size`` (never enlarged), rounded up to ``multiple_of`` (the padding
         the engine adds; the a*b* of the padding are cropped off). The engine's own rules for
         tileable models (a very wide scan keeps its short side at half the render size and is
@@ -106,12 +107,23 @@ class ModelSpec:
         if height < 1 or width < 1:
             raise ValueError(f"image size must be positive, not {height}x{width}")
         if self.fixed_size is not None:
-            return self.fixed_size, self.fixed_size
+            side = self.square(render_size)
+            return side, side
         long_side = render_size or self.default_render_size
         scale = min(1.0, long_side / max(height, width))
         h, w = max(1, round(height * scale)), max(1, round(width * scale))
         m = self.multiple_of
         return math.ceil(h / m) * m, math.ceil(w / m) * m
+
+    def square(self, render_size: int | None = None) -> int:
+        """The side of a fixed-size model's square input: ``render_size`` (--render-size, as
+        upstream DDColor's --input_size) rounded up to ``multiple_of``; ``fixed_size`` when not
+        given (0 or None)."""
+        if self.fixed_size is None:
+            raise ValueError(f"{self.family} takes any size; it has no square")
+        if not render_size:
+            return self.fixed_size
+        return math.ceil(render_size / self.multiple_of) * self.multiple_of
 
     def describe(self) -> dict:
         """A JSON-ready summary (for a manifest, ``colorize doctor`` or a ModelInfo's meta)."""
