@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Idle OpenMP threads sleep instead of spinning, as the CLI sets for its own process
+# (cli/common.py): the tests that call the pipeline in-process run torch in the pytest workers,
+# and spinning threads there only take the cores from the other worker. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import pytest

@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 
 from colorize_cli.color import rgb_to_lab
-from colorize_cli.inference.coherence import Band, Panorama, band_block_chroma, hold_to_thumbnail, low_pass, synthetic_panorama, thumbnail_shape
+from colorize_cli.inference.coherence import (Band, Panorama, anchor_to_icon, band_block_chroma, hold_to_thumbnail, low_pass,
+                                              synthetic_panorama, thumbnail_shape, within)
 from colorize_cli.inference.predict import Predictor, predict_working_ab
 from colorize_cli.settings import ColorSettings
 
@@ -28,6 +29,8 @@ PANORAMAS = [
     ("hills-4to1.png", 200, 800, None, 8, 0),
     ("lake-6to1.tif", 240, 1440, None, 8, 3),
     ("sunset-8to1.png", 250, 2000, 0.45, 8, 6),
+    ("sun-4to1.png", 300, 1260, 0.3, 8, 1),  # a sun the half-tile thumbnail sees as a disc: spread 22.8 before the icon
+    ("sun-5to1-16bit.png", 360, 1800, 0.62, 16, 2),
     ("dawn-8to1-16bit.png", 250, 2000, None, 16, 5),
 ]
 BLOCKS = 16
@@ -138,3 +141,27 @@ def test_low_pass_numbers() -> None:
     assert var == pytest.approx(36.0, rel=0.2)  # its spread is about sigma**2 (whole-px boxes)
     assert np.allclose(low_pass(np.full((5, 7, 2), 3.0, np.float32), 20.0), 3.0)  # constants pass, even past the size
     assert thumbnail_shape(128, 1024, 256) == (32, 256) and thumbnail_shape(100, 80, 256) == (100, 80)
+
+
+def test_within_moves_only_what_strays_farther_than_the_reach() -> None:
+    anchor = np.zeros((1, 3, 2), np.float32)
+    ab = np.array([[[3.0, 4.0], [6.0, 8.0], [0.0, -20.0]]], np.float32)  # 5, 10 and 20 units away
+    got = within(ab, anchor + np.array([0.0, 0.0], np.float32), 5.0)
+    assert np.allclose(got, [[[3, 4], [3, 4], [0, -5]]], atol=1e-5)  # kept; cut to 5 on its own line; cut to 5
+    assert np.allclose(within(ab, ab + 1.0, 5.0), ab)  # all near: untouched
+
+
+def test_anchor_to_icon_bounds_a_drift_along_a_band_and_keeps_the_detail() -> None:
+    """A thumbnail whose band drifts from b* +20 (by the sun) to 0 (far away), against an icon
+    that says b* +8 everywhere: the drift shrinks to within 2 x reach; its 1-px detail stays."""
+    h, w = 32, 512
+    x = np.arange(w, dtype=np.float32)
+    drift = 20.0 * np.clip(1 - x / 300, 0, 1)
+    detail = np.where((np.arange(h)[:, None] + x[None, :]) % 2 == 0, 2.0, -2.0)
+    thumb = np.stack([np.zeros((h, w)), drift[None, :] + detail], -1).astype(np.float32)
+    icon = np.stack([np.zeros((h, w)), np.full((h, w), 8.0)], -1).astype(np.float32)
+    got = anchor_to_icon(thumb, icon, sigma=4.0, reach=5.0)
+    means = got[..., 1].reshape(h, 16, 32).mean(axis=(0, 2))
+    assert means.max() - means.min() <= 10.5 and means.min() >= 2.5 and means.max() <= 13.5, means  # was 20 apart
+    fine = got[..., 1] - low_pass(got[..., 1], 4.0)
+    assert np.abs(fine[4:-4, 4:-4]).mean() > 1.8

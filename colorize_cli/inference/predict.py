@@ -26,7 +26,7 @@ from colorize_cli.models.spec import model_spec
 from colorize_cli.settings import ColorSettings
 from colorize_cli.inference.tiling import Tile, blend, extract, plan_tiles
 from colorize_cli.inference.whole import predict_whole
-from colorize_cli.inference.coherence import hold_to_thumbnail, resize, thumbnail_shape, upsample_guided
+from colorize_cli.inference.coherence import ICON_SIDE, anchor_to_icon, hold_to_thumbnail, resize, thumbnail_shape, upsample_guided
 
 
 def working_shape(h: int, w: int, render_size: int) -> tuple[int, int]:
@@ -173,6 +173,17 @@ def predict_thumbnail(predictor: Predictor, lightness: np.ndarray, long_side: in
             long_side //= 2
 
 
+def predict_story(predictor: Predictor, lightness: np.ndarray, side: int, flip: bool = False) -> np.ndarray:
+    """The whole scan's colour story at working size: the ``side``-px thumbnail's a*b*, its
+    lowest frequencies anchored to an icon's (``coherence.anchor_to_icon``) when the thumbnail
+    is larger than the icon. Two small network calls."""
+    thumb = predict_thumbnail(predictor, lightness, side, flip)
+    if side <= ICON_SIDE:
+        return thumb
+    icon = predict_thumbnail(predictor, lightness, ICON_SIDE, flip)
+    return anchor_to_icon(thumb, icon, hold_sigma(lightness.shape, ICON_SIDE))
+
+
 def predict_working_ab(predictor: Predictor, lightness: np.ndarray, color: ColorSettings, batch_size: int, hold: bool = True) -> np.ndarray:
     """a*b* for one scan's working L*, tiled and batched; re-tiles smaller when a tile won't fit.
 
@@ -191,8 +202,8 @@ def predict_working_ab(predictor: Predictor, lightness: np.ndarray, color: Color
             ab = assemble(pieces, preds, lightness.shape, settings.tile_overlap)
             if hold and len(pieces) > 1:
                 side = thumbnail_side(tile_size)
-                thumb = predict_thumbnail(predictor, lightness, side, color.tta)
-                ab = hold_to_thumbnail(ab, thumb, hold_sigma(lightness.shape, side))
+                story = predict_story(predictor, lightness, side, color.tta)
+                ab = hold_to_thumbnail(ab, story, hold_sigma(lightness.shape, side))
             return ab
         except TileTooLarge:
             if tile_size <= 2 * max(64, color.tile_overlap):
