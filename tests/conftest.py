@@ -84,11 +84,14 @@ def fast_cli(monkeypatch):
     monkeypatch.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real(b, d), torch_threads=1))
 
 
-# The longest test files start first, so that the two workers (pytest-xdist, --dist loadfile) end
-# together instead of one waiting out a Ray cluster alone at the end (measured: 6 min 44 s in
-# collection order on two cores).
-LONGEST_FIRST = ("test_ray_faults.py", "test_ray_engine.py", "test_memory.py", "test_model_families.py", "test_install.py",
-                 "test_report.py", "test_integrity_round3.py", "test_training.py", "test_manifest.py", "test_bench.py")
+# The order the two workers (pytest-xdist, --dist loadfile, --no-loadscope-reorder: xdist would
+# otherwise start the files with the most tests first) take the files in. Each worker starts with
+# two files: one takes both Ray files, which mostly wait on clusters, while the other takes the
+# heaviest CPU work; then the longest remaining files first, so that both end together.
+LONGEST_FIRST = ("test_ray_faults.py", "test_memory.py", "test_ray_engine.py", "test_model_families.py", "test_install.py",
+                 "test_report.py", "test_training.py", "test_integrity_round3.py", "test_resume.py", "test_calibrate.py",
+                 "test_manifest.py", "test_bench.py", "test_fidelity_round3b.py", "test_fidelity.py", "test_feature_loss.py",
+                 "test_review_grid.py", "test_bad_input.py", "test_integrity.py", "test_review_flags.py", "test_coherence.py")
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
