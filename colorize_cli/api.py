@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -21,7 +20,7 @@ from colorize_cli.run.session import Executor, RunResult, RunSession
 from colorize_cli.io import scanfile as imaging
 from colorize_cli.inference.predict import colorize_gray
 from colorize_cli.manifest import FileRecord
-from colorize_cli.models.checkpoints import predict_raw_ab
+from colorize_cli.models.raw import predict_raw_ab
 from colorize_cli.run.plan import Plan, model_ref, plan_run
 from colorize_cli.settings import ColorSettings, RunSettings, resolve_render_size
 

@@ -3,7 +3,7 @@
 Speed does not depend on the weights' values, so each family is built with random weights in its
 published layout (DDColor-T and DDColor-L with spandrel-extra-arches' own class, ECCV'16 and
 SIGGRAPH'17 with ours, the shipped ChromaNet from its file) and timed through the same adapter the
-pipeline uses (models.checkpoints.predict_raw_ab): the network alone, one image per call, the
+pipeline uses (models.raw.predict_raw_ab): the network alone, one image per call, the
 median of --repeats calls after one warm-up. Also prints each time as a ratio to ChromaNet's,
 measured in the same run (compare ratios across machines, not seconds).
 
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from colorize_cli.models.checkpoints import predict_raw_ab
+    from colorize_cli.models.raw import predict_raw_ab
 
     rows = []
     for name, (model, size) in models().items():

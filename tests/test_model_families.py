@@ -1,4 +1,4 @@
-"""Other families' checkpoints (colorize_cli.models.checkpoints, zhang, ddcolor, spec).
+"""Other families' checkpoints (colorize_cli.models.checkpoints, raw, zhang, ddcolor, spec).
 
 Checkpoints in each upstream layout are made here once per session with random weights (the
 real ones are hundreds of MB and nothing is downloaded): ECCV'16 and SIGGRAPH'17 from our own
@@ -40,12 +40,12 @@ from colorize_cli.models.checkpoints import (
     detect_family,
     families,
     load_checkpoint,
-    predict_raw_ab,
     read_state_dict,
     refresh_families,
     register_family,
     unregister_family,
 )
+from colorize_cli.models.raw import predict_raw_ab
 from colorize_cli.models.spec import ModelSpec, chromanet_spec, model_spec
 from colorize_cli.models.weights import WeightsError
 from colorize_cli.models.zhang import ECCV16, SIGGRAPH17

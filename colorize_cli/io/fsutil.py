@@ -35,7 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
-from colorize_cli.failures import FileFailure, Kind, is_disk_full
+from colorize_cli.failures import FileFailure, Kind
 
 TEMP_SUFFIX = ".tmp"
 _CHUNK = 1 << 20
