@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from colorize_cli.io.meta.source import EXIF_HEADER, Chunk, Metadata
 
-if TYPE_CHECKING:
-    from colorize_cli.io.meta.carry import Carried
+
+class CarriedForPng(Protocol):
+    """What of `carry.Carried` the PNG chunks are made from (named here, so this module needs
+    nothing of carry.py, which imports it)."""
+
+    icc_profile: bytes | None
+    xmp: bytes | None
+    dpi: tuple[float, float] | None
+    text: dict[str, str]
+
+    @property
+    def exif(self) -> bytes | None: ...
 
 
 _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
@@ -75,7 +85,7 @@ def _png_background(data: bytes, header: tuple[int, int], palette: bytes) -> byt
     return None
 
 
-def png_chunks(meta: Metadata, c: Carried, notes: list[str], srgb: bool) -> list[Chunk]:
+def png_chunks(meta: Metadata, c: CarriedForPng, notes: list[str], srgb: bool) -> list[Chunk]:
     """A PNG output's ancillary chunks: a PNG input's own, byte for byte and in their places
     (before or after the pixel data), but for what must change: the ICC profile, EXIF and XMP
     become the carried ones (in their chunk's place, an iTXt XMP compressed as it was), bKGD
