@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from colorize_cli.color import gray_to_lightness
 from colorize_cli.models.spec import ModelSpec, model_spec
 
 
@@ -50,8 +51,6 @@ def predict_raw_ab(model: nn.Module, gray: np.ndarray) -> np.ndarray:
             if spec.input_kind == "gray_rgb":
                 ab = model.predict_ab_from_gray(t)
             else:
-                from colorize_cli.color import gray_to_lightness  # noqa: PLC0415
-
                 lightness = torch.from_numpy(np.ascontiguousarray(gray_to_lightness(g)))[None, None].to(device)
                 if spec.fixed_size is not None and (h, w) != (spec.fixed_size, spec.fixed_size):
                     lightness = torch.nn.functional.interpolate(
