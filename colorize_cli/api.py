@@ -8,21 +8,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import numpy as np
 from PIL import Image
 
 from colorize_cli.inference.colorizer import Colorizer, from_module, load_model
-from colorize_cli.run.executors.local import LocalExecutor, default_engine_settings
-from colorize_cli.run.interrupts import StopFlag
-from colorize_cli.run.session import Executor, RunResult, RunSession
+from colorize_cli.run.engine import run
 from colorize_cli.io import scanfile as imaging
 from colorize_cli.inference.predict import colorize_gray
-from colorize_cli.manifest import FileRecord
 from colorize_cli.models.raw import predict_raw_ab
-from colorize_cli.run.plan import Plan, model_ref, plan_run
-from colorize_cli.settings import ColorSettings, RunSettings, resolve_render_size
+from colorize_cli.run.plan import model_ref, plan_run
+from colorize_cli.settings import ColorSettings, resolve_render_size
 
 __all__ = ["Colorizer", "from_module", "load_model", "colorize_image", "plan_run", "run", "model_ref", "predict_raw_ab"]
 
@@ -40,29 +35,3 @@ def colorize_image(image: Image.Image, model: Colorizer, settings: ColorSettings
         alpha = scan.alpha if scan.alpha.dtype == np.uint8 else imaging.to_8bit(scan.alpha)
         out.putalpha(Image.fromarray(alpha, "L"))
     return out
-
-
-def run(
-    settings: RunSettings,
-    model: Colorizer | None = None,
-    on_file: Callable[[FileRecord], None] = lambda rec: None,
-    argv: Sequence[str] = (),
-    stop: StopFlag | None = None,
-    on_plan: Callable[[Plan], None] = lambda plan: None,
-) -> RunResult:
-    """Colorize a folder tree as planned; resumes from the manifest by default. Holds the output
-    folder's lock for the whole run, so a second run on the same folder is refused (shards K/N of
-    one N may share it). ``stop`` carries the caller's signal policy (interrupts.StopFlag). With
-    settings.engine "ray" the files go to a Ray cluster's workers (`model` is not used)."""
-    return RunSession(settings, executor_for(settings, model), on_file, on_plan, argv, stop).run()
-
-
-def executor_for(settings: RunSettings, model: Colorizer | None = None) -> Executor:
-    """The one place the engine is chosen: Ray's workers load the model themselves; the local
-    executor uses `model`, or loads the one the settings name."""
-    if settings.engine == "ray":
-        from colorize_cli.run.executors.ray import RayExecutor  # noqa: PLC0415
-
-        return RayExecutor()
-    model = model or load_model(settings.weights, settings.runtime.device, settings.runtime.fp32, settings.model_family)
-    return LocalExecutor(model, default_engine_settings(settings.runtime.batch_size, model.device))

@@ -7,7 +7,8 @@ import torch
 
 from colorize_cli.inference import devices
 from colorize_cli.failures import is_out_of_memory
-from colorize_cli.inference.devices import DeviceError, autocast_dtype, resolve_device
+from colorize_cli.errors import DeviceError
+from colorize_cli.inference.devices import autocast_dtype, resolve_device
 
 
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

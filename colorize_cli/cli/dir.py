@@ -122,6 +122,9 @@ def colorize_dir(
             with _exit_at_once_on_signals():  # an exception raised inside torch's import breaks it
                 from colorize_cli.cli.terminal import run_dir  # noqa: PLC0415
 
+                if settings.engine == "local":  # torch, here; a Ray driver leaves it to its workers
+                    import colorize_cli.run.executors.local  # noqa: F401, PLC0415
+
             code = run_dir(settings, json_out=json_out, argv=sys.argv, stop=stop)
             _FINISHED.append(code)  # from here on a signal changes nothing (exit_130_on_signals)
             late = stop.late_signal or (stop.reason if stop.by_signal and code != 130 else "")

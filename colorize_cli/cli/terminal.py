@@ -12,15 +12,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from colorize_cli.api import run
-from colorize_cli.inference.devices import DeviceError
+from colorize_cli.errors import DeviceError, WeightsError
 from colorize_cli.run.session import RunResult
 from colorize_cli.failures import is_disk_full
 from colorize_cli.run.interrupts import StopFlag
 from colorize_cli.manifest import FileRecord, LockedError, merge_manifests
-from colorize_cli.models.weights import WeightsError
 from colorize_cli.run.plan import Plan
 from colorize_cli.cli.progress import RunDisplay, summary_table
+from colorize_cli.run.engine import run
 from colorize_cli.run.executors.ray import RayEngineError
 from colorize_cli.settings import RunSettings
 

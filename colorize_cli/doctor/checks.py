@@ -24,7 +24,7 @@ from colorize_cli.inference.devices import autocast_dtype
 from colorize_cli.inference.predict import Predictor, colorize_gray
 from colorize_cli.models.checkpoints import load_checkpoint
 from colorize_cli.models.spec import model_spec
-from colorize_cli.models.weights import WeightsError
+from colorize_cli.errors import WeightsError
 from colorize_cli.settings import ColorSettings
 
 # Largest mean absolute difference (8-bit code values) between a device's result and the CPU's.

@@ -7,10 +7,8 @@ from typing import Iterator
 
 import torch
 
+from colorize_cli.errors import DeviceError
 
-
-class DeviceError(ValueError):
-    """A device was asked for that this machine does not have."""
 
 
 def _mps_available() -> bool:

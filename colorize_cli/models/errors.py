@@ -3,7 +3,7 @@ family adapters raise (all are WeightsError, so a command reports each as a usag
 
 from __future__ import annotations
 
-from colorize_cli.models.weights import WeightsError
+from colorize_cli.errors import WeightsError
 
 INSTALL_MODELS = 'pip install "colorize-cli[models]"'
 

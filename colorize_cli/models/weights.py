@@ -17,14 +17,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
+from colorize_cli.errors import WeightsError
 from colorize_cli.io.fsutil import atomic_output, sha256_file
 from colorize_cli.models import build
 from colorize_cli.models.paths import DEFAULT_WEIGHTS, recorded_digest, sidecar_path
 
-
-
-class WeightsError(Exception):
-    """The weights file is missing, damaged or not one of ours."""
 
 
 @dataclass(frozen=True)

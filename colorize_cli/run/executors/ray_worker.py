@@ -27,8 +27,7 @@ class ColorizeWorker:
 
         torch.set_num_threads(threads)
         from colorize_cli.inference.colorizer import load_model  # noqa: PLC0415
-        from colorize_cli.inference.devices import DeviceError  # noqa: PLC0415
-        from colorize_cli.models.weights import WeightsError  # noqa: PLC0415
+        from colorize_cli.errors import DeviceError, WeightsError  # noqa: PLC0415
         from colorize_cli.run.executors.local import default_engine_settings  # noqa: PLC0415
 
         try:
