@@ -78,10 +78,10 @@ def fast_cli(monkeypatch):
     """One torch thread for in-process runs (the test machine's cores are shared)."""
     import dataclasses  # noqa: PLC0415
 
-    from colorize_cli import api  # noqa: PLC0415
+    from colorize_cli.run.executors import local  # noqa: PLC0415
 
-    real = api.default_engine_settings
-    monkeypatch.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real(b, d), torch_threads=1))
+    real = local.default_engine_settings
+    monkeypatch.setattr(local, "default_engine_settings", lambda b, d: dataclasses.replace(real(b, d), torch_threads=1))
 
 
 # The order the two workers (pytest-xdist, --dist loadfile, --no-loadscope-reorder: xdist would

@@ -32,10 +32,10 @@ runner = CliRunner()
 # other work, and two spinning torch threads on them cost ten times the run (pixels are the same).
 DRIVER = """
 import dataclasses, json, sys
-from colorize_cli import api
+from colorize_cli.run.executors import local
 from colorize_cli.cli.app import main
-real = api.default_engine_settings
-api.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
+real = local.default_engine_settings
+local.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
 codes = []
 for args in json.loads(sys.argv[1]):
     sys.argv = ["colorize", *args]

@@ -237,19 +237,20 @@ def test_a_damaged_manifest_never_stops_a_run(tmp_path: Path, random_weights: Pa
 
 DRIVER = """
 import dataclasses, json, os, signal, sys, time
-from colorize_cli import api
+from colorize_cli.inference import colorizer
+from colorize_cli.run.executors import local
 from colorize_cli.cli.app import main
-real = api.default_engine_settings
-api.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
+real = local.default_engine_settings
+local.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
 when = sys.argv[1]
 from colorize_cli.run.session import RunSession
-load = api.load_model
+load = colorizer.load_model
 def load_then_signal(*a, **k):
     if when == "load":  # a signal while the model loads (a real one, through the real handler)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
     return load(*a, **k)
-api.load_model = load_then_signal
+colorizer.load_model = load_then_signal
 finish = RunSession.run
 def finish_then_signal(self):
     result = finish(self)

@@ -22,9 +22,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize_cli import api
 from colorize_cli.cli import terminal
 from colorize_cli.cli.app import app
+from colorize_cli.inference import colorizer
+from colorize_cli.run.executors import local
 from colorize_cli.run.session import remove_stale_temps
 from colorize_cli.manifest import FileRecord, ManifestWriter, read_manifest, settings_key, sha256_file
 from colorize_cli.run.plan import ModelRef, plan_run
@@ -40,11 +41,11 @@ runner = CliRunner()
 # a signal or a kill lands while outputs are being written.
 DRIVER = """
 import dataclasses, sys, time
-from colorize_cli import api
+from colorize_cli.run.executors import local
 from colorize_cli.io.write import png as write_png
 from colorize_cli.cli.app import main
-real = api.default_engine_settings
-api.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
+real = local.default_engine_settings
+local.default_engine_settings = lambda b, d: dataclasses.replace(real(b, d), torch_threads=1)
 delay = float(sys.argv[1])
 encode = write_png.encode_png
 def slow_encode(fp, *args, **kwargs):
@@ -62,9 +63,9 @@ def fast_cli():
     """In-process runs as in DRIVER (one torch thread), and each weights file loaded once per
     module rather than once per invocation (load_model is pure: same file, same model)."""
     with pytest.MonkeyPatch.context() as mp:
-        real_settings, real_load = api.default_engine_settings, api.load_model
-        mp.setattr(api, "default_engine_settings", lambda b, d: dataclasses.replace(real_settings(b, d), torch_threads=1))
-        cache: dict[tuple, api.Colorizer] = {}
+        real_settings, real_load = local.default_engine_settings, colorizer.load_model
+        mp.setattr(local, "default_engine_settings", lambda b, d: dataclasses.replace(real_settings(b, d), torch_threads=1))
+        cache: dict[tuple, colorizer.Colorizer] = {}
 
         def load(weights, device="auto", fp32=False, family=None):
             key = (str(weights), device, fp32, family)
@@ -72,7 +73,7 @@ def fast_cli():
                 cache[key] = real_load(weights, device, fp32, family)
             return cache[key]
 
-        mp.setattr(api, "load_model", load)
+        mp.setattr(colorizer, "load_model", load)
         yield
 
 
