@@ -123,7 +123,9 @@ def colorize_dir(
                 from colorize_cli.cli.terminal import run_dir  # noqa: PLC0415
 
                 if settings.engine == "local":  # torch, here; a Ray driver leaves it to its workers
-                    import colorize_cli.run.executors.local  # noqa: F401, PLC0415
+                    import importlib  # noqa: PLC0415
+
+                    importlib.import_module("colorize_cli.run.executors.local")
 
             code = run_dir(settings, json_out=json_out, argv=sys.argv, stop=stop)
             _FINISHED.append(code)  # from here on a signal changes nothing (exit_130_on_signals)

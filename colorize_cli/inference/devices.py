@@ -10,7 +10,6 @@ import torch
 from colorize_cli.errors import DeviceError
 
 
-
 def _mps_available() -> bool:
     mps = getattr(torch.backends, "mps", None)
     return bool(mps and mps.is_available())
