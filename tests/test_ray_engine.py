@@ -150,7 +150,7 @@ def assert_same_as_local(out: Path, local: Path, except_: tuple[str, ...] = ()) 
             assert np.abs(a - b).mean() < 0.01, f"{rel}: more than float noise between the engines"
 
 
-def test_same_results_as_the_local_engine_and_a_rerun_redoes_nothing(cluster, scans, random_weights, local_run, tmp_path):
+def test_same_results_as_the_local_engine_from_a_driver_without_torch(cluster, scans, random_weights, local_run, tmp_path):
     out = tmp_path / "out"
     proc = colorize_dir(ray_args(scans, out, random_weights, cluster), env=cluster["env"], cli=DRIVER_WITHOUT_TORCH)
     assert proc.returncode == 1, proc.stderr
@@ -164,7 +164,7 @@ def test_same_results_as_the_local_engine_and_a_rerun_redoes_nothing(cluster, sc
     ref_header = next(r for r in read_manifest(local_run / "manifest.jsonl") if r["type"] == "run")
     assert set(header) == set(ref_header) and header["settings"] == ref_header["settings"]
     assert not receipts_root(out / "manifest.jsonl").exists(), "receipts are removed once the driver has every record"
-    # A Ray rerun over a finished tree redoes nothing: test_records_a_dead_driver_never_got_...
+    # A Ray rerun over a finished tree redoes nothing: test_records_a_dead_driver_never_got_are_adopted_from_receipts
 
 
 def _descendants(root: int) -> list[int]:
@@ -256,7 +256,6 @@ def test_records_a_dead_driver_never_got_are_adopted_from_receipts(cluster, scan
     receipt = receipts_root(manifest) / "20000101T000000Z-00000000" / "node-1.jsonl"
     receipt.parent.mkdir(parents=True)
     receipt.write_text("".join(orphans))
-    adopted = [json.loads(ln)["input"] for ln in orphans]
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
     assert len(stamps) == N_SCANS
 
