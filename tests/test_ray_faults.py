@@ -90,7 +90,9 @@ class Node:
             [str(RAY), "start", "--block", "--num-gpus=0", "--disable-usage-stats", f"--temp-dir={self.temp}",
              "--object-store-memory=80000000", f"--node-manager-port={ports[0]}", f"--object-manager-port={ports[1]}",
              f"--dashboard-agent-listen-port={ports[2]}", f"--dashboard-agent-grpc-port={ports[3]}",
-             f"--metrics-export-port={ports[4]}", f"--runtime-env-agent-port={ports[5]}", *args],
+             f"--metrics-export-port={ports[4]}", f"--runtime-env-agent-port={ports[5]}",
+             # No log monitor (the CLI sets log_to_driver off) and no autoscaler on a head: two Pythons less a node
+             "--include-log-monitor=False", *(["--no-monitor"] if "--head" in args else []), *args],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 90

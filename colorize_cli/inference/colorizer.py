@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from colorize_cli.inference.devices import autocast_dtype, resolve_device
+from colorize_cli.inference.fold import fold_batch_norms
 from colorize_cli.inference.predict import Predictor
 from colorize_cli.models import check_model
 from colorize_cli.models.checkpoints import load_checkpoint
@@ -57,4 +58,5 @@ def load_model(weights: Path | None = None, device: str = "auto", fp32: bool = F
     loaded safely (no pickle runs code) and hashed."""
     dev = resolve_device(device)
     model, info = load_checkpoint(weights or DEFAULT_WEIGHTS, family=family, device=dev)
+    fold_batch_norms(model.eval())  # this model is only run: nothing trains or saves it again
     return from_module(model, info, str(dev), fp32)
