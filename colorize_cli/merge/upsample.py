@@ -58,21 +58,25 @@ def _as_maps(small: np.ndarray) -> np.ndarray:
 
 
 def _box_mean_axis(x: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    """Mean over a window of 2*radius+1 along one axis, the window clipped at the borders."""
+    """Mean over a window of 2*radius+1 along one axis, the window clipped at the borders: the
+    sum of 2*radius+1 shifted views (the guided filter's radius is 1: three additions, several
+    times faster than running sums, whose cumsum and gathers ran across the channel axis)."""
     n = x.shape[axis]
-    csum = np.cumsum(x, axis=axis)
-    csum = np.concatenate([np.zeros_like(np.take(csum, [0], axis=axis)), csum], axis=axis)
+    total = np.array(x, dtype=np.result_type(x.dtype, np.float32), copy=True)
+
+    def along(sl: slice) -> tuple[slice, ...]:
+        return (slice(None),) * axis + (sl,)
+
+    for d in range(1, min(radius, n - 1) + 1):
+        total[along(slice(d, None))] += x[along(slice(None, n - d))]
+        total[along(slice(None, n - d))] += x[along(slice(d, None))]
     i = np.arange(n)
-    hi = np.minimum(i + radius + 1, n)
-    lo = np.maximum(i - radius, 0)
-    shape = [1] * x.ndim
-    shape[axis] = n
-    count = (hi - lo).reshape(shape)
-    return (np.take(csum, hi, axis=axis) - np.take(csum, lo, axis=axis)) / count
+    count = (np.minimum(i + radius + 1, n) - np.maximum(i - radius, 0)).reshape((n,) + (1,) * (x.ndim - axis - 1))
+    return total / count
 
 
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over (2r+1) x (2r+1) windows of the first two axes via cumulative sums: O(1) per px."""
+    """Mean over (2r+1) x (2r+1) windows of the first two axes, each clipped at the borders."""
     return _box_mean_axis(_box_mean_axis(x, radius, 0), radius, 1)
 
 
