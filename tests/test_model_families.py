@@ -678,8 +678,10 @@ def test_upstream_checkpoints_run_through_colorize_dir(family, fmt, checkpoints,
     grays = _pipeline_scans(src)
     args = ["dir", str(src), "--out", str(out), "--weights", str(weights), "--device", "cpu", "-q", "--json"]
     seen: list[tuple[int, ...]] = []
-    if family == "ddcolor":
-        args += ["--render-size", "120"]  # its square input, 128 (120 rounded up to 32s) instead of upstream's 512
+    # Small renders (the panorama still tiled): what is checked here does not depend on the size,
+    # and these networks cost 5 to 20 times the shipped one's CPU a pixel (research/family_speed.py)
+    args += ["--render-size", "120" if family == "ddcolor" else "128"]
+    if family == "ddcolor":  # its square input, 128 (120 rounded up to 32s) instead of upstream's 512
         from colorize_cli.models.ddcolor import DDColor
 
         real = DDColor.gray_rgb
