@@ -21,6 +21,7 @@ import torch
 from colorize_cli import __version__
 from colorize_cli.bench import synthetic_scan
 from colorize_cli.inference.devices import autocast_dtype
+from colorize_cli.inference.fold import fold_batch_norms
 from colorize_cli.inference.predict import Predictor, colorize_gray
 from colorize_cli.models.checkpoints import load_checkpoint
 from colorize_cli.models.spec import model_spec
@@ -150,7 +151,8 @@ def diagnose(weights: Path | None = None, batch_size: int = 8, six_mp_images: in
         report.weights_sha256 = info.sha256
         spec = model_spec(model)
         report.model_family, report.model_licence = spec.family, spec.licence
-        report.model_parameters = sum(p.numel() for p in model.parameters())
+        report.model_parameters = sum(p.numel() for p in model.parameters())  # the checkpoint's, before folding
+        fold_batch_norms(model.eval())  # timed as the engines run it (inference.colorizer.load_model)
     except WeightsError as e:
         report.weights_problem = str(e)
         return report
