@@ -29,8 +29,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    plain, _ = load_model(None)
-    plain = plain.eval()
+    plain, _ = load_model(None)  # in eval mode
     folded = copy.deepcopy(plain)
     n = fold_batch_norms(folded)
     plain, folded = (m.to(memory_format=torch.channels_last) for m in (plain, folded))

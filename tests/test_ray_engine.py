@@ -189,7 +189,7 @@ def test_same_results_as_the_local_engine_from_a_driver_without_torch_though_a_w
     out = tmp_path / "out"
     run = subprocess.Popen([sys.executable, "-c", DRIVER_WITHOUT_TORCH, *map(str, ray_args(scans, out, random_weights, cluster))],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **cluster["env"]})
+                           env={**os.environ, **cluster["env"]})
     deadline = time.monotonic() + 180
     while not (out / "manifest.jsonl").exists() or not any(r["status"] == "done" for r in file_records(out)):
         assert run.poll() is None and time.monotonic() < deadline, "the run ended before a file was done"
